@@ -1,0 +1,85 @@
+/**
+ * The adapter contract. Required: start, stop, send, edit. Everything else is an optional
+ * capability that callers check for (`if (adapter.sendTyping) ...`).
+ */
+import type { CommandSpec } from './commands.ts';
+import type { Logger } from './logger.ts';
+import type {
+  BotIdentity,
+  ButtonPress,
+  ChatAddress,
+  ImageRef,
+  IncomingMessage,
+  OutgoingMessage,
+  Platform,
+  SentMessage,
+} from './message.ts';
+
+/** At most `count` operations in any `periodMs` window. */
+export interface RateLimit {
+  readonly count: number;
+  readonly periodMs: number;
+}
+
+/** The budgets an adapter declares; the outbox keeps them. */
+export interface RateLimits {
+  /** Per chat. */
+  readonly perChat?: RateLimit;
+  /** Per group or channel chat, on top of `perChat`. */
+  readonly perGroup?: RateLimit;
+  /** Across every chat of this adapter. */
+  readonly global?: RateLimit;
+}
+
+/** What an adapter's platform accepts. */
+export interface AdapterLimits {
+  readonly rate: RateLimits;
+  /** Longest text message, in UTF-16 code units. */
+  readonly maxTextLength: number;
+  /** Longest caption on an image message. */
+  readonly maxCaptionLength: number;
+}
+
+/** What Chorus gives an adapter when it starts. */
+export interface AdapterHost {
+  /** Hands an incoming message to Chorus. Resolves once every listener has handled it. */
+  receive(message: IncomingMessage): Promise<void>;
+  /** Hands a button press to Chorus. */
+  press(press: ButtonPress): Promise<void>;
+  /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */
+  inputEnded(): void;
+  readonly log: Logger;
+}
+
+/** Whether an edit is the last one of its message (adapters may show intermediate ones lightly). */
+export interface EditOptions {
+  readonly final: boolean;
+}
+
+/** A platform connection. */
+export interface Adapter {
+  /** The instance name: its key under `adapters:` in the config. */
+  readonly name: string;
+  readonly platform: Platform;
+  readonly limits: AdapterLimits;
+  /** Prefixes that start a command here (`/` on Telegram, `!` for Discord text commands). */
+  readonly commandPrefixes: readonly string[];
+
+  /** Connects, and resolves with the bot's identity once incoming messages may flow. */
+  start(host: AdapterHost): Promise<BotIdentity>;
+  /** Stops taking messages and disconnects. */
+  stop(): Promise<void>;
+  /** Sends a message. Throws `RateLimitError` when the platform asks to slow down. */
+  send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage>;
+  /** Replaces the text of a sent message. Throws `RateLimitError` when the platform asks to slow down. */
+  edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, options: EditOptions): Promise<void>;
+
+  /** Shows "typing..." for a few seconds. */
+  sendTyping?(chat: ChatAddress): Promise<void>;
+  /** Shows a draft that grows in place (Telegram private chats), before the real message is sent. */
+  sendDraft?(chat: ChatAddress, draftId: number, text: string): Promise<void>;
+  /** Publishes the plugins' commands to the platform's command menu. */
+  registerCommands?(commands: readonly CommandSpec[]): Promise<void>;
+  /** Downloads an incoming image. */
+  fetchImage?(image: ImageRef, signal?: AbortSignal): Promise<Uint8Array>;
+}

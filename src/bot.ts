@@ -1,0 +1,486 @@
+/**
+ * The bot: adapters, bus, command router, jobs, plugins and outboxes wired together.
+ *
+ * A message travels: adapter → `bus.emit('message')` → router (commands, keywords, matchers) →
+ * a job with its own context and AbortSignal → the plugin's handler → `ctx.reply`/`stream` →
+ * the chat's outbox → the adapter the message came from.
+ */
+import type { Adapter, AdapterHost } from './adapter.ts';
+import { EventBus, type JobEvent } from './bus.ts';
+import { type Clock, sleep, systemClock } from './clock.ts';
+import {
+  type CommandSpec,
+  isCommandName,
+  matchKeyword,
+  type ParsedCommand,
+  parseCommand,
+} from './commands.ts';
+import { createContext, describeFailure } from './context.ts';
+import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { HttpClient } from './http.ts';
+import { Translator } from './i18n.ts';
+import { createLogger, type Logger, Redactor } from './logger.ts';
+import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
+import { Outbox } from './outbox.ts';
+import type { ButtonHandler, CommandHandler, MessageMatcher, Plugin, PluginContext } from './plugin.ts';
+import { validateConfig } from './plugin.ts';
+
+/** A plugin and its (not yet validated) config section. */
+export interface PluginEntry {
+  readonly plugin: Plugin<unknown>;
+  readonly config?: unknown;
+}
+
+/** Options of {@link createBot}. */
+export interface BotOptions {
+  readonly adapters: readonly Adapter[];
+  readonly plugins?: readonly PluginEntry[];
+  /** Locale of the bot's own strings. Default `en`. */
+  readonly locale?: string;
+  readonly log?: Logger;
+  /** Secrets to keep out of logs and messages. */
+  readonly redactor?: Redactor;
+  readonly clock?: Clock;
+  readonly http?: HttpClient;
+  /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
+  readonly shutdownTimeoutMs?: number;
+}
+
+interface Job {
+  readonly event: JobEvent;
+  readonly controller: AbortController;
+}
+
+interface CommandEntry {
+  readonly plugin: string;
+  readonly spec: CommandSpec;
+  readonly handler: CommandHandler;
+}
+
+interface LoadedPlugin {
+  readonly name: string;
+  readonly disposers: (() => void | Promise<void>)[];
+}
+
+/** The name of the core's own button action that cancels the presser's jobs. */
+export const cancelAction = 'chorus:cancel';
+
+/** A running bot. */
+export class Bot {
+  readonly bus: EventBus;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly http: HttpClient;
+  readonly translator = new Translator();
+  readonly redactor: Redactor;
+  readonly locale: string;
+
+  readonly #adapters = new Map<string, Adapter>();
+  readonly #outboxes = new Map<string, Outbox>();
+  readonly #identities = new Map<string, BotIdentity>();
+  readonly #commands = new Map<string, CommandEntry>();
+  readonly #keywords = new Map<string, CommandEntry>();
+  readonly #matchers: { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] = [];
+  readonly #buttons = new Map<string, ButtonHandler>();
+  readonly #jobs = new Map<string, Job>();
+  readonly #running = new Set<Promise<void>>();
+  readonly #plugins: LoadedPlugin[] = [];
+  readonly #pluginEntries: readonly PluginEntry[];
+  readonly #shutdownTimeoutMs: number;
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  #stopping: Promise<void> | undefined;
+  #jobSeq = 0;
+  #resolveStopped!: () => void;
+  /** Resolves once the bot has stopped, however the stop began. */
+  readonly stopped = new Promise<void>((resolve) => {
+    this.#resolveStopped = resolve;
+  });
+
+  constructor(options: BotOptions) {
+    this.redactor = options.redactor ?? new Redactor();
+    this.log = options.log ?? createLogger({ redactor: this.redactor });
+    this.clock = options.clock ?? systemClock;
+    this.http = options.http ?? new HttpClient();
+    this.locale = options.locale ?? 'en';
+    this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    this.#pluginEntries = options.plugins ?? [];
+    this.bus = new EventBus(this.log.child('bus'));
+    for (const adapter of options.adapters) {
+      if (this.#adapters.has(adapter.name))
+        throw new ConfigError([`adapters.${adapter.name}: defined twice`]);
+      this.#adapters.set(adapter.name, adapter);
+      this.#outboxes.set(
+        adapter.name,
+        new Outbox(adapter, { clock: this.clock, log: this.log.child(`outbox:${adapter.name}`) }),
+      );
+    }
+    this.bus.on('message', (message) => this.#route(message));
+    this.bus.on('button', (press) => this.#press(press));
+  }
+
+  /** Validates every plugin's config, sets the plugins up, then starts the adapters. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new')
+      throw new ChorusError('BOT_STATE', `cannot start a bot that is ${this.#state}`);
+    this.#state = 'starting';
+    const configs = await this.#validatePlugins();
+    for (const [index, entry] of this.#pluginEntries.entries())
+      await this.#setup(entry.plugin, configs[index]);
+    const specs = this.commands().map((entry) => entry.spec);
+    for (const adapter of this.#adapters.values()) {
+      const self = await adapter.start(this.#hostFor(adapter));
+      this.#identities.set(adapter.name, self);
+      this.log.info('adapter ready', { adapter: adapter.name, bot: self.username });
+      await this.bus.emit('adapter/ready', { adapter: adapter.name, self });
+      if (adapter.registerCommands) {
+        await adapter
+          .registerCommands(specs)
+          .catch((error: unknown) =>
+            this.log.warn('could not register commands', { adapter: adapter.name, error }),
+          );
+      }
+    }
+    this.#state = 'running';
+  }
+
+  /**
+   * Stops the bot: takes no more messages; with `drain`, lets running jobs finish, otherwise aborts
+   * them (their status messages are finished as stopped); flushes the outboxes; stops plugins and
+   * adapters. Calling it again returns the same promise.
+   */
+  stop(options: { drain?: boolean } = {}): Promise<void> {
+    this.#stopping ??= this.#shutdown(options.drain ?? false);
+    return this.#stopping;
+  }
+
+  /** The jobs running now. */
+  jobs(): readonly JobEvent[] {
+    return [...this.#jobs.values()].map((job) => job.event);
+  }
+
+  /** Every registered command, with its plugin. */
+  commands(): readonly { readonly plugin: string; readonly spec: CommandSpec }[] {
+    return [...new Set(this.#commands.values())].map(({ plugin, spec }) => ({ plugin, spec }));
+  }
+
+  /** The bot's identity on an adapter, once started. */
+  identity(adapter: string): BotIdentity | undefined {
+    return this.#identities.get(adapter);
+  }
+
+  /** The outbox of an adapter (for tests and stats). */
+  outbox(adapter: string): Outbox | undefined {
+    return this.#outboxes.get(adapter);
+  }
+
+  /** Cancels `userId`'s jobs in a chat. Returns how many were running. */
+  cancelJobs(
+    adapter: string,
+    chatId: string,
+    userId: string,
+    reason = new CancelledError('cancelled by user'),
+  ): number {
+    let count = 0;
+    for (const job of this.#jobs.values()) {
+      const { chat } = job.event;
+      if (
+        chat.adapter === adapter &&
+        chat.id === chatId &&
+        job.event.userId === userId &&
+        !job.controller.signal.aborted
+      ) {
+        job.controller.abort(reason);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  async #shutdown(drain: boolean): Promise<void> {
+    this.#state = 'stopping';
+    this.log.info(drain ? 'stopping after running jobs' : 'stopping');
+    if (!drain) for (const job of this.#jobs.values()) job.controller.abort(new CancelledError('shutdown'));
+    const jobsDone = Promise.allSettled([...this.#running]);
+    if (drain) await jobsDone;
+    else await this.#bounded(jobsDone, 'jobs');
+    await this.#bounded(Promise.all([...this.#outboxes.values()].map((outbox) => outbox.idle())), 'outboxes');
+    for (const plugin of this.#plugins.splice(0).reverse()) await this.#dispose(plugin);
+    for (const adapter of this.#adapters.values()) {
+      await adapter
+        .stop()
+        .catch((error: unknown) => this.log.warn('adapter stop failed', { adapter: adapter.name, error }));
+    }
+    await this.http.close().catch(() => {});
+    this.#state = 'stopped';
+    this.log.info('stopped');
+    this.#resolveStopped();
+  }
+
+  async #bounded(promise: Promise<unknown>, what: string): Promise<void> {
+    const controller = new AbortController();
+    const timedOut = await Promise.race([
+      promise.then(() => false),
+      sleep(this.clock, this.#shutdownTimeoutMs, controller.signal).then(() => true),
+    ]);
+    controller.abort();
+    if (timedOut) this.log.warn(`shutdown: gave up waiting for ${what}`, { ms: this.#shutdownTimeoutMs });
+  }
+
+  #hostFor(adapter: Adapter): AdapterHost {
+    return {
+      log: this.log.child(adapter.name),
+      receive: (message) => this.bus.emit('message', message),
+      press: (press) => this.bus.emit('button', press),
+      inputEnded: () => {
+        void this.stop({ drain: true });
+      },
+    };
+  }
+
+  async #validatePlugins(): Promise<unknown[]> {
+    const issues: string[] = [];
+    const values: unknown[] = [];
+    const names = new Set<string>();
+    for (const { plugin, config } of this.#pluginEntries) {
+      if (names.has(plugin.name)) issues.push(`plugins.${plugin.name}: loaded twice`);
+      names.add(plugin.name);
+      try {
+        values.push(await validateConfig(plugin.config, config, `plugins.${plugin.name}`));
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        issues.push(...error.issues);
+      }
+    }
+    if (issues.length > 0) throw new ConfigError(issues);
+    return values;
+  }
+
+  async #setup(plugin: Plugin<unknown>, config: unknown): Promise<void> {
+    const loaded: LoadedPlugin = { name: plugin.name, disposers: [] };
+    this.#plugins.push(loaded);
+    const track = (undo: () => void) => {
+      loaded.disposers.push(undo);
+      return undo;
+    };
+    const ctx: PluginContext = {
+      name: plugin.name,
+      log: this.log.child(plugin.name),
+      clock: this.clock,
+      http: this.http,
+      command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
+      match: (matcher, handler) => {
+        const entry = { plugin: plugin.name, matcher, handler };
+        this.#matchers.push(entry);
+        return track(() => {
+          const index = this.#matchers.indexOf(entry);
+          if (index >= 0) this.#matchers.splice(index, 1);
+        });
+      },
+      on: (event, listener) => track(this.bus.on(event, listener)),
+      emit: (event, payload) => this.bus.emit(event, payload),
+      button: (action, handler) => {
+        const key = `${plugin.name}:${action}`;
+        if (this.#buttons.has(key))
+          throw new ChorusError('BUTTON_CONFLICT', `button ${key} is registered twice`);
+        this.#buttons.set(key, handler);
+        return track(() => this.#buttons.delete(key));
+      },
+      cancelButton: (label) => ({
+        label: label ?? this.translator.t(this.locale, 'button.cancel'),
+        action: cancelAction,
+        style: 'danger',
+      }),
+      strings: (tables) => {
+        for (const [locale, strings] of Object.entries(tables)) track(this.translator.add(locale, strings));
+      },
+      onDispose: (dispose) => {
+        loaded.disposers.push(dispose);
+      },
+      commands: () => this.commands(),
+    };
+    await plugin.setup(ctx, config);
+    this.log.debug('plugin ready', { plugin: plugin.name });
+  }
+
+  async #dispose(plugin: LoadedPlugin): Promise<void> {
+    for (const dispose of plugin.disposers.splice(0).reverse()) {
+      try {
+        await dispose();
+      } catch (error) {
+        this.log.warn('plugin dispose failed', { plugin: plugin.name, error });
+      }
+    }
+  }
+
+  #addCommand(entry: CommandEntry): () => void {
+    const { spec } = entry;
+    const names = [spec.name, ...(spec.aliases ?? [])];
+    for (const name of names) {
+      if (!isCommandName(name)) {
+        throw new TypeError(
+          `command name "${name}" must be 1-32 characters of a-z, 0-9 and _ (plugin ${entry.plugin})`,
+        );
+      }
+      if (name === 'cancel' || this.#commands.has(name)) {
+        const owner = name === 'cancel' ? 'the core' : this.#commands.get(name)!.plugin;
+        throw new ChorusError(
+          'COMMAND_CONFLICT',
+          `command /${name} of plugin ${entry.plugin} is taken by ${owner}`,
+        );
+      }
+    }
+    for (const name of names) this.#commands.set(name, entry);
+    for (const keyword of spec.keywords ?? []) this.#keywords.set(keyword, entry);
+    return () => {
+      for (const name of names) if (this.#commands.get(name) === entry) this.#commands.delete(name);
+      for (const keyword of spec.keywords ?? [])
+        if (this.#keywords.get(keyword) === entry) this.#keywords.delete(keyword);
+    };
+  }
+
+  async #route(message: IncomingMessage): Promise<void> {
+    if (this.#state !== 'running' || message.sender.isBot) return;
+    const adapter = this.#adapters.get(message.chat.adapter);
+    if (!adapter) {
+      this.log.warn('message from an unknown adapter', { adapter: message.chat.adapter });
+      return;
+    }
+    const parsed = parseCommand(message.text, {
+      prefixes: adapter.commandPrefixes,
+      botUsername: this.#identities.get(adapter.name)?.username,
+    });
+    if (parsed) {
+      if (parsed.name === 'cancel') return this.#cancelCommand(message);
+      const entry = this.#commands.get(parsed.name);
+      if (entry)
+        return this.#run(
+          entry.plugin,
+          entry.spec.name,
+          message,
+          { ...parsed, name: entry.spec.name },
+          entry.handler,
+        );
+      if (message.chat.kind === 'private') {
+        await this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
+      }
+      return;
+    }
+    for (const [keyword, entry] of this.#keywords) {
+      const match = matchKeyword(message.text, keyword);
+      if (match)
+        return this.#run(
+          entry.plugin,
+          entry.spec.name,
+          message,
+          { ...match, name: entry.spec.name },
+          entry.handler,
+        );
+    }
+    for (const { plugin, matcher, handler } of this.#matchers) {
+      if (matcher.test(message)) return this.#run(plugin, matcher.name, message, undefined, handler);
+    }
+  }
+
+  async #cancelCommand(message: IncomingMessage): Promise<void> {
+    const count = this.cancelJobs(message.chat.adapter, message.chat.id, message.sender.id);
+    const text =
+      count > 0
+        ? this.translator.t(this.locale, 'cancel.done', { count })
+        : this.translator.t(this.locale, 'cancel.none');
+    await this.#say(message, text);
+  }
+
+  async #press(press: ButtonPress): Promise<void> {
+    if (this.#state !== 'running') return;
+    if (press.action === cancelAction) {
+      this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
+      return;
+    }
+    const handler = this.#buttons.get(press.action);
+    if (!handler) {
+      this.log.debug('button with no handler', { action: press.action });
+      return;
+    }
+    await handler(press);
+  }
+
+  async #say(message: IncomingMessage, text: string): Promise<void> {
+    await this.#outboxes
+      .get(message.chat.adapter)
+      ?.send(message.chat, { text, replyTo: message.id })
+      .catch((error: unknown) => this.log.warn('reply failed', { error }));
+  }
+
+  #run(
+    plugin: string,
+    command: string,
+    message: IncomingMessage,
+    parsed: ParsedCommand | undefined,
+    handler: CommandHandler,
+  ): Promise<void> {
+    const promise = this.#runJob(plugin, command, message, parsed, handler);
+    this.#running.add(promise);
+    void promise.finally(() => this.#running.delete(promise));
+    return promise;
+  }
+
+  async #runJob(
+    plugin: string,
+    command: string,
+    message: IncomingMessage,
+    parsed: ParsedCommand | undefined,
+    handler: CommandHandler,
+  ): Promise<void> {
+    const adapter = this.#adapters.get(message.chat.adapter)!;
+    const jobId = String(++this.#jobSeq);
+    const controller = new AbortController();
+    const log = this.log.child(plugin);
+    const event: JobEvent = { jobId, plugin, command, chat: message.chat, userId: message.sender.id };
+    const { ctx, finishAll } = createContext({
+      jobId,
+      plugin,
+      message,
+      command: parsed,
+      signal: controller.signal,
+      adapter,
+      outbox: this.#outboxes.get(adapter.name)!,
+      translator: this.translator,
+      redactor: this.redactor,
+      locale: this.locale,
+      log,
+      clock: this.clock,
+    });
+    this.#jobs.set(jobId, { event, controller });
+    const startedAt = this.clock.now();
+    await this.bus.emit('job/start', event);
+
+    let outcome: 'done' | 'failed' | 'cancelled' = 'done';
+    let reason: unknown;
+    try {
+      await handler(ctx);
+      if (controller.signal.aborted) outcome = 'cancelled';
+    } catch (error) {
+      if (controller.signal.aborted || isCancellation(error)) {
+        outcome = 'cancelled';
+      } else {
+        outcome = 'failed';
+        log.error('job failed', { command, error });
+      }
+      reason = controller.signal.aborted ? controller.signal.reason : error;
+    }
+    const finished = await finishAll(outcome, reason);
+    if (outcome === 'failed' && finished === 0) {
+      await this.#say(
+        message,
+        this.translator.t(this.locale, 'job.failed', { reason: describeFailure(reason, this.redactor) }),
+      );
+    }
+    this.#jobs.delete(jobId);
+    await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+  }
+}
+
+/** Creates a bot. Call `start()` to run it. */
+export function createBot(options: BotOptions): Bot {
+  return new Bot(options);
+}

@@ -1,0 +1,58 @@
+/**
+ * Time as a dependency. The outbox, the concurrency helpers and the handler context read time and
+ * set timers through a `Clock`, so tests can drive them with `FakeClock` (see `chorus/testing`)
+ * instead of waiting on the wall clock.
+ */
+
+/** The handle a clock returns for a timer. */
+export type TimerHandle = { readonly id: number } | ReturnType<typeof setTimeout>;
+
+/** Reads time and schedules callbacks. */
+export interface Clock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** The process's real clock. */
+export const systemClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    handle.unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * Waits `ms` on `clock`. Rejects with the signal's reason when `signal` aborts first.
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clock.clearTimeout(handle);
+      reject(signal?.reason);
+    };
+    const handle = clock.setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** An AbortSignal that aborts with `reason` after `ms` on `clock`, and a function to disarm it. */
+export function timeoutSignal(
+  clock: Clock,
+  ms: number,
+  reason: () => Error,
+): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const handle = clock.setTimeout(() => controller.abort(reason()), ms);
+  return { signal: controller.signal, clear: () => clock.clearTimeout(handle) };
+}

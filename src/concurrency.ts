@@ -1,0 +1,521 @@
+/**
+ * The concurrency toolkit: the TypeScript counterpart of asyncio's `as_completed`, `gather` and
+ * `wait`, plus stream merging and shared per-backend limiters.
+ *
+ * Tasks are promises, or functions `(signal) => Promise` that start when the helper says so and
+ * stop when their signal fires. Results are "settled" records tagged with the task's key, so one
+ * failed task never hides the others.
+ */
+import pLimit from 'p-limit';
+import { type Clock, systemClock, type TimerHandle } from './clock.ts';
+import { abortReason, CancelledError, TimeoutError } from './errors.ts';
+
+/** A task: a running promise, or a function that starts one and honours `signal`. */
+export type Task<T> = PromiseLike<T> | ((signal: AbortSignal) => PromiseLike<T>);
+
+/** A task's outcome, tagged with its key. */
+export type Settled<K, T> =
+  | { readonly key: K; readonly status: 'fulfilled'; readonly value: T }
+  | { readonly key: K; readonly status: 'rejected'; readonly reason: unknown };
+
+/** Tasks keyed by array index, record key or map key. */
+export type Tasks<K, T> =
+  | readonly Task<T>[]
+  | ReadonlyMap<K, Task<T>>
+  | Readonly<Record<K & string, Task<T>>>;
+
+/** Options shared by the helpers. */
+export interface ConcurrencyOptions {
+  /** Aborting it aborts every task still running; the helper then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** After this long, tasks still running are aborted and reported as rejected with `TimeoutError`. */
+  timeoutMs?: number;
+  /** At most this many task functions run at once. Promises are already running and ignore it. */
+  concurrency?: number;
+  /** Clock for the timeout. Default: the system clock. */
+  clock?: Clock;
+}
+
+type KeyOf<T> = T extends readonly unknown[] ? number : T extends ReadonlyMap<infer K, unknown> ? K : keyof T;
+type ValueOf<T> = T extends readonly Task<infer V>[]
+  ? V
+  : T extends ReadonlyMap<unknown, Task<infer V>>
+    ? V
+    : T extends Record<string, Task<infer V>>
+      ? V
+      : never;
+
+function entriesOf<K, T>(tasks: Tasks<K, T>): [K, Task<T>][] {
+  if (Array.isArray(tasks)) return tasks.map((task, index) => [index as K, task]);
+  if (tasks instanceof Map) return [...tasks.entries()];
+  return Object.entries(tasks) as [K, Task<T>][];
+}
+
+function checkOptions(options: ConcurrencyOptions): void {
+  const { timeoutMs, concurrency } = options;
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+    throw new TypeError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+  }
+  if (
+    concurrency !== undefined &&
+    !(Number.isInteger(concurrency) && concurrency >= 1) &&
+    concurrency !== Infinity
+  ) {
+    throw new TypeError(`concurrency must be an integer >= 1 or Infinity, got ${String(concurrency)}`);
+  }
+}
+
+/**
+ * A controller that aborts when the caller's signal aborts or the timeout passes, with cleanup.
+ * `timedOut` tells the two apart.
+ */
+function scope(options: ConcurrencyOptions) {
+  const controller = new AbortController();
+  const clock = options.clock ?? systemClock;
+  const outer = options.signal;
+  const onOuterAbort = () => controller.abort(abortReason(outer!));
+  let timedOut = false;
+  let timer: TimerHandle | undefined;
+  if (outer?.aborted) onOuterAbort();
+  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  if (options.timeoutMs !== undefined && !controller.signal.aborted) {
+    const ms = options.timeoutMs;
+    timer = clock.setTimeout(() => {
+      timedOut = true;
+      controller.abort(new TimeoutError(ms));
+    }, ms);
+  }
+  return {
+    controller,
+    get timedOut() {
+      return timedOut;
+    },
+    close(reason: Error) {
+      if (timer !== undefined) clock.clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuterAbort);
+      if (!controller.signal.aborted) controller.abort(reason);
+    },
+  };
+}
+
+function start<T>(task: Task<T>, signal: AbortSignal): Promise<T> {
+  try {
+    return Promise.resolve(typeof task === 'function' ? task(signal) : task);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * Yields each task's settled result the moment it settles, in completion order.
+ *
+ * - Breaking out of the loop early aborts the tasks still running (their signal fires) and never
+ *   starts the ones waiting for a concurrency slot.
+ * - On `timeoutMs`, tasks still running or waiting are aborted and yielded as rejected with a
+ *   `TimeoutError`, then the iteration ends: every task is reported exactly once.
+ * - When `signal` aborts, running tasks are aborted and the iteration throws the signal's reason.
+ *
+ * @example
+ * for await (const result of asCompleted({ fast: (s) => a(s), slow: (s) => b(s) }, { timeoutMs: 30_000 })) {
+ *   if (result.status === 'fulfilled') await ctx.replyImages(result.value);
+ *   else await ctx.reply(`${result.key} failed`);
+ * }
+ */
+export function asCompleted<const Input extends Tasks<unknown, unknown>>(
+  tasks: Input,
+  options?: ConcurrencyOptions,
+): AsyncGenerator<Settled<KeyOf<Input>, ValueOf<Input>>, void, undefined>;
+export async function* asCompleted<K, T>(
+  tasks: Tasks<K, T>,
+  options: ConcurrencyOptions = {},
+): AsyncGenerator<Settled<K, T>, void, undefined> {
+  checkOptions(options);
+  const entries = entriesOf(tasks);
+  const limit = options.concurrency ?? Infinity;
+  const run = scope(options);
+  const { signal } = run.controller;
+  const ready: Settled<K, T>[] = [];
+  const unsettled = new Set<K>(entries.map(([key]) => key));
+  let wake: (() => void) | undefined;
+  let next = 0;
+  let running = 0;
+
+  const settle = (result: Settled<K, T>) => {
+    running--;
+    if (signal.aborted) return; // reported by the timeout or abort path
+    unsettled.delete(result.key);
+    ready.push(result);
+    fill();
+    wake?.();
+  };
+  const fill = () => {
+    while (running < limit && next < entries.length && !signal.aborted) {
+      const [key, task] = entries[next++]!;
+      running++;
+      start(task, signal).then(
+        (value) => settle({ key, status: 'fulfilled', value }),
+        (reason: unknown) => settle({ key, status: 'rejected', reason }),
+      );
+    }
+  };
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort);
+
+  try {
+    fill();
+    while (ready.length > 0 || unsettled.size > 0) {
+      const result = ready.shift();
+      if (result) {
+        yield result;
+        continue;
+      }
+      if (signal.aborted) {
+        if (!run.timedOut) throw signal.reason;
+        for (const key of [...unsettled]) {
+          unsettled.delete(key);
+          yield { key, status: 'rejected', reason: signal.reason };
+        }
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    run.close(new CancelledError('asCompleted: iteration ended'));
+  }
+}
+
+/** One piece of a merged stream: a value, the source's end, or the source's error. */
+export type StreamEvent<K, T> =
+  | { readonly key: K; readonly type: 'value'; readonly value: T }
+  | { readonly key: K; readonly type: 'end' }
+  | { readonly key: K; readonly type: 'error'; readonly error: unknown };
+
+/** A stream: an async iterable, or a function that opens one and honours `signal`. */
+export type StreamSource<T> = AsyncIterable<T> | ((signal: AbortSignal) => AsyncIterable<T>);
+
+type StreamKeyOf<T> = T extends readonly unknown[]
+  ? number
+  : T extends ReadonlyMap<infer K, unknown>
+    ? K
+    : keyof T;
+type StreamValueOf<T> = T extends readonly StreamSource<infer V>[]
+  ? V
+  : T extends ReadonlyMap<unknown, StreamSource<infer V>>
+    ? V
+    : T extends Record<string, StreamSource<infer V>>
+      ? V
+      : never;
+
+/** Streams keyed by array index, record key or map key. */
+export type Streams<K, T> =
+  | readonly StreamSource<T>[]
+  | ReadonlyMap<K, StreamSource<T>>
+  | Readonly<Record<K & string, StreamSource<T>>>;
+
+/**
+ * Merges several streams: each piece comes out tagged with its source the moment it arrives, and
+ * each source's end (`end`) or failure (`error`) is reported once. A source is read one piece
+ * ahead at most, so a slow consumer holds every source back instead of buffering without bound.
+ *
+ * Early `break`, `signal` and `timeoutMs` behave as in {@link asCompleted}: on timeout each
+ * unfinished source reports an `error` with `TimeoutError`; on abort the iteration throws.
+ */
+export function mergeStreams<const Input extends Streams<unknown, unknown>>(
+  sources: Input,
+  options?: Omit<ConcurrencyOptions, 'concurrency'>,
+): AsyncGenerator<StreamEvent<StreamKeyOf<Input>, StreamValueOf<Input>>, void, undefined>;
+export async function* mergeStreams<K, T>(
+  sources: Streams<K, T>,
+  options: Omit<ConcurrencyOptions, 'concurrency'> = {},
+): AsyncGenerator<StreamEvent<K, T>, void, undefined> {
+  checkOptions(options);
+  const entries = entriesOf(sources as Tasks<K, never>) as unknown as [K, StreamSource<T>][];
+  const run = scope(options);
+  const { signal } = run.controller;
+  const ready: StreamEvent<K, T>[] = [];
+  const open = new Map<K, AsyncIterator<T>>();
+  let wake: (() => void) | undefined;
+
+  const pull = (key: K, iterator: AsyncIterator<T>) => {
+    let step: Promise<IteratorResult<T>>;
+    try {
+      step = Promise.resolve(iterator.next());
+    } catch (error) {
+      step = Promise.reject(error);
+    }
+    step.then(
+      (result) => {
+        if (signal.aborted || !open.has(key)) return;
+        if (result.done) {
+          open.delete(key);
+          ready.push({ key, type: 'end' });
+        } else ready.push({ key, type: 'value', value: result.value });
+        wake?.();
+      },
+      (error: unknown) => {
+        if (signal.aborted || !open.has(key)) return;
+        open.delete(key);
+        ready.push({ key, type: 'error', error });
+        wake?.();
+      },
+    );
+  };
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort);
+
+  try {
+    for (const [key, source] of entries) {
+      try {
+        const iterable = typeof source === 'function' ? source(signal) : source;
+        const iterator = iterable[Symbol.asyncIterator]();
+        open.set(key, iterator);
+        pull(key, iterator);
+      } catch (error) {
+        ready.push({ key, type: 'error', error });
+      }
+    }
+    while (ready.length > 0 || open.size > 0) {
+      const event = ready.shift();
+      if (event) {
+        yield event;
+        const iterator = event.type === 'value' ? open.get(event.key) : undefined;
+        if (iterator && !signal.aborted) pull(event.key, iterator);
+        continue;
+      }
+      if (signal.aborted) {
+        if (!run.timedOut) throw signal.reason;
+        const keys = [...open.keys()];
+        closeAll(open);
+        for (const key of keys) yield { key, type: 'error', error: signal.reason };
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    run.close(new CancelledError('mergeStreams: iteration ended'));
+    closeAll(open);
+  }
+}
+
+/** Asks every still-open iterator to finish, without waiting: a stuck source must not hold us. */
+function closeAll<K, T>(open: Map<K, AsyncIterator<T>>): void {
+  for (const iterator of open.values()) {
+    try {
+      Promise.resolve(iterator.return?.()).catch(() => {});
+    } catch {
+      // A source whose return() throws has nothing left to release.
+    }
+  }
+  open.clear();
+}
+
+/**
+ * Runs every task and resolves with all settled results in input order (never rejects for a
+ * task's failure). Same options as {@link asCompleted}.
+ */
+export async function gather<const Input extends Tasks<unknown, unknown>>(
+  tasks: Input,
+  options: ConcurrencyOptions = {},
+): Promise<Settled<KeyOf<Input>, ValueOf<Input>>[]> {
+  const order = entriesOf(tasks).map(([key]) => key);
+  const byKey = new Map<unknown, Settled<KeyOf<Input>, ValueOf<Input>>>();
+  for await (const result of asCompleted(tasks, options)) byKey.set(result.key, result);
+  return order.map((key) => byKey.get(key)!);
+}
+
+/** When {@link wait} returns. */
+export type ReturnWhen = 'first-completed' | 'first-error' | 'all-completed';
+
+/** What {@link wait} returns: settled results in completion order, and the tasks still running. */
+export interface WaitResult<K, T> {
+  readonly done: Settled<K, T>[];
+  readonly pending: { readonly key: K; readonly promise: Promise<T> }[];
+}
+
+/**
+ * Starts every task and resolves when `returnWhen` is met or `timeoutMs` passes, whichever is
+ * first. Unlike {@link asCompleted} it aborts nothing: pending tasks keep running, and the caller
+ * decides (task functions receive `signal`, so aborting it stops them).
+ */
+export function wait<const Input extends Tasks<unknown, unknown>>(
+  tasks: Input,
+  options: Omit<ConcurrencyOptions, 'concurrency'> & { returnWhen?: ReturnWhen } = {},
+): Promise<WaitResult<KeyOf<Input>, ValueOf<Input>>> {
+  checkOptions(options);
+  const returnWhen = options.returnWhen ?? 'all-completed';
+  if (!['first-completed', 'first-error', 'all-completed'].includes(returnWhen)) {
+    throw new TypeError(
+      `returnWhen must be first-completed, first-error or all-completed, got ${String(returnWhen)}`,
+    );
+  }
+  type K = KeyOf<Input>;
+  type T = ValueOf<Input>;
+  const clock = options.clock ?? systemClock;
+  const signal = options.signal ?? new AbortController().signal;
+  const running = entriesOf(tasks).map(([key, task]) => ({
+    key: key as K,
+    promise: start(task, signal) as Promise<T>,
+  }));
+  const done: Settled<K, T>[] = [];
+  const settledKeys = new Set<K>();
+
+  return new Promise((resolve) => {
+    let finished = false;
+    let timer: TimerHandle | undefined;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      resolve({ done: [...done], pending: running.filter(({ key }) => !settledKeys.has(key)) });
+    };
+    if (running.length === 0) return finish();
+    if (options.timeoutMs !== undefined) timer = clock.setTimeout(finish, options.timeoutMs);
+    for (const { key, promise } of running) {
+      const record = (result: Settled<K, T>) => {
+        if (finished) return;
+        settledKeys.add(key);
+        done.push(result);
+        if (
+          returnWhen === 'first-completed' ||
+          (returnWhen === 'first-error' && result.status === 'rejected') ||
+          settledKeys.size === running.length
+        ) {
+          finish();
+        }
+      };
+      promise.then(
+        (value) => record({ key, status: 'fulfilled', value }),
+        (reason: unknown) => record({ key, status: 'rejected', reason }),
+      );
+    }
+  });
+}
+
+/**
+ * Wraps a task function so it fails with `TimeoutError` after `ms`; its signal fires then too,
+ * so the work really stops. Use it for per-backend time limits inside {@link asCompleted}.
+ */
+export function withTimeout<T>(
+  task: (signal: AbortSignal) => PromiseLike<T>,
+  ms: number,
+  clock: Clock = systemClock,
+): (signal: AbortSignal) => Promise<T> {
+  if (!(Number.isFinite(ms) && ms >= 0))
+    throw new TypeError(`ms must be a finite number >= 0, got ${String(ms)}`);
+  return (outer) => {
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(abortReason(outer));
+    if (outer.aborted) onOuterAbort();
+    else outer.addEventListener('abort', onOuterAbort, { once: true });
+    let timer: TimerHandle | undefined;
+    return new Promise<T>((resolve, reject) => {
+      timer = clock.setTimeout(() => controller.abort(new TimeoutError(ms)), ms);
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+      start(task, controller.signal).then(resolve, reject);
+    }).finally(() => {
+      if (timer !== undefined) clock.clearTimeout(timer);
+      outer.removeEventListener('abort', onOuterAbort);
+    });
+  };
+}
+
+/** Options of one {@link Limiter.run} call. */
+export interface LimiterRunOptions {
+  /** Aborting it while queued leaves the queue at once; while running, it reaches the task. */
+  signal?: AbortSignal;
+  /** Called when the call has to wait, and again each time its place changes: `ahead` callers before it. */
+  onQueued?: (ahead: number) => void;
+}
+
+/** A concurrency limit shared by all its callers, for example all users of one backend. */
+export interface Limiter {
+  readonly concurrency: number;
+  /** Calls running now. */
+  readonly active: number;
+  /** Calls waiting for a slot. */
+  readonly queued: number;
+  /** Runs `task` when a slot is free. */
+  run<T>(task: (signal: AbortSignal) => PromiseLike<T>, options?: LimiterRunOptions): Promise<T>;
+}
+
+/**
+ * Creates a limiter on top of p-limit that also tells each waiting caller its place in line,
+ * so a bot can say "flux: queued, 3 ahead".
+ */
+export function createLimiter(concurrency: number): Limiter {
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
+    throw new TypeError(`concurrency must be an integer >= 1, got ${String(concurrency)}`);
+  }
+  const limit = pLimit(concurrency);
+  interface Ticket {
+    readonly onQueued: ((ahead: number) => void) | undefined;
+    lastAhead: number;
+  }
+  const waiting: Ticket[] = [];
+  let active = 0;
+  // A waiting ticket within the free slots starts on the next tick: it is not "in line".
+  // The others learn how many waiting callers stand before them, each time that number changes.
+  const announce = () => {
+    const free = concurrency - active;
+    waiting.forEach((ticket, index) => {
+      const ahead = index - free;
+      if (ahead >= 0 && ahead !== ticket.lastAhead) {
+        ticket.lastAhead = ahead;
+        ticket.onQueued?.(ahead);
+      }
+    });
+  };
+  const leave = (ticket: Ticket) => {
+    const index = waiting.indexOf(ticket);
+    if (index < 0) return false;
+    waiting.splice(index, 1);
+    announce();
+    return true;
+  };
+
+  return {
+    concurrency,
+    get active() {
+      return active;
+    },
+    get queued() {
+      return waiting.length;
+    },
+    run<T>(task: (signal: AbortSignal) => PromiseLike<T>, options: LimiterRunOptions = {}): Promise<T> {
+      const signal = options.signal ?? new AbortController().signal;
+      if (signal.aborted) return Promise.reject(abortReason(signal));
+      const ticket: Ticket = { onQueued: options.onQueued, lastAhead: -1 };
+      waiting.push(ticket);
+      announce();
+
+      return new Promise<T>((resolve, reject) => {
+        const onAbort = () => {
+          if (leave(ticket)) reject(abortReason(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        limit(async () => {
+          // Left the queue on abort: let the slot go to the next caller.
+          if (!waiting.includes(ticket)) return;
+          signal.removeEventListener('abort', onAbort);
+          active++;
+          leave(ticket);
+          try {
+            resolve(await task(signal));
+          } catch (error) {
+            reject(error);
+          } finally {
+            active--;
+          }
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * Configuration: one YAML file (default `config/chorus.yaml`, or `--config FILE`, or
+ * `CHORUS_CONFIG`), with `${ENV_VAR}` and `${ENV_VAR:-default}` taken from the environment and an
+ * optional `.env` file beside the config or in the working directory. Validation errors name the
+ * key path and what was expected, one line each.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import type { Redactor } from './logger.ts';
+import { validateConfig } from './plugin.ts';
+
+/** The top level of a config file. Adapter and plugin sections are checked by their own schemas. */
+export const configSchema = z.strictObject({
+  /** Locale of the bot's strings: `en` or `zh-CN`. */
+  locale: z.enum(['en', 'zh-CN']).default('en'),
+  log: z
+    .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  http: z
+    .strictObject({
+      proxy: z.url().optional(),
+      connectTimeoutMs: z.number().int().positive().default(10_000),
+      firstByteTimeoutMs: z.number().int().positive().default(60_000),
+      idleTimeoutMs: z.number().int().positive().default(60_000),
+    })
+    .default({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 60_000 }),
+  /** Adapter instances by name. The name is the adapter type unless `type` says otherwise. */
+  adapters: z
+    .record(z.string(), z.record(z.string(), z.unknown()).nullable())
+    .refine((a) => Object.keys(a).length > 0, {
+      message: 'at least one adapter is needed (for example `console: {}`)',
+    }),
+  /** Plugins by name: a local folder under `plugins/` or an npm package. `false` turns one off. */
+  plugins: z
+    .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.boolean(), z.null()]))
+    .default({}),
+});
+
+/** A validated config. */
+export type ChorusConfig = z.output<typeof configSchema>;
+
+/** Where the config came from, for messages. */
+export interface LoadedConfig {
+  readonly config: ChorusConfig;
+  /** The file read, or `undefined` for the embedded default. */
+  readonly path: string | undefined;
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** `--config` from the command line. */
+  readonly path?: string | undefined;
+  readonly cwd?: string;
+  /** Default: `process.env`. A `.env` file adds variables that are not set here. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Used when no path is given and the default file does not exist. */
+  readonly fallback?: string;
+  /** Values read from secret-looking variables are added to it, to keep them out of logs. */
+  readonly redactor?: Redactor;
+}
+
+export const defaultConfigPath = 'config/chorus.yaml';
+
+/** Finds, reads, interpolates and validates the config. Throws `ConfigError` with one line per problem. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const explicit = options.path ?? env.CHORUS_CONFIG;
+  const path = resolve(cwd, explicit ?? defaultConfigPath);
+  let source: string;
+  let origin: string | undefined = path;
+  if (existsSync(path)) source = readFileSync(path, 'utf8');
+  else if (explicit === undefined && options.fallback !== undefined) {
+    source = options.fallback;
+    origin = undefined;
+  } else throw new ConfigError([`config file not found: ${path}`]);
+
+  const dotenv = [resolve(dirname(path), '.env'), resolve(cwd, '.env')].find((file) => existsSync(file));
+  const merged = { ...(dotenv ? parseEnv(readFileSync(dotenv, 'utf8')) : {}), ...env };
+  const config = await parseConfig(source, {
+    env: merged,
+    file: origin ?? '(built-in default)',
+    redactor: options.redactor,
+  });
+  return { config, path: origin };
+}
+
+/** Parses and validates config text. */
+export async function parseConfig(
+  source: string,
+  options: {
+    env: Readonly<Record<string, string | undefined>>;
+    file?: string;
+    redactor?: Redactor | undefined;
+  },
+): Promise<ChorusConfig> {
+  const file = options.file ?? 'config';
+  const document = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => {
+        const where = error.linePos?.[0];
+        return `${file}${where ? `:${where.line}:${where.col}` : ''}: ${error.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const raw: unknown = document.toJS() ?? {};
+  const issues: string[] = [];
+  const interpolated = interpolate(raw, '', options.env, issues, options.redactor);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return validateConfig(configSchema, interpolated, '');
+}
+
+const secretName = /token|secret|password|passwd|api_?key|auth/i;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string; reports unset variables by key path. */
+function interpolate(
+  value: unknown,
+  path: string,
+  env: Readonly<Record<string, string | undefined>>,
+  issues: string[],
+  redactor: Redactor | undefined,
+): unknown {
+  if (typeof value === 'string') {
+    const lastKey = path.slice(path.lastIndexOf('.') + 1);
+    if (secretName.test(lastKey) && !value.includes('${')) redactor?.add(value);
+    return value.replace(
+      /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+      (_, name: string, fallback?: string) => {
+        const found = env[name];
+        if (found === undefined || found === '') {
+          if (fallback !== undefined) return fallback;
+          issues.push(`${path || '(root)'}: environment variable ${name} is not set`);
+          return '';
+        }
+        if (secretName.test(name) || secretName.test(path)) redactor?.add(found);
+        return found;
+      },
+    );
+  }
+  if (Array.isArray(value))
+    return value.map((item, index) => interpolate(item, `${path}[${index}]`, env, issues, redactor));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key,
+        interpolate(item, path ? `${path}.${key}` : key, env, issues, redactor),
+      ]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,372 @@
+/**
+ * The handler context: everything a command handler needs, bound to one chat, one user and one
+ * job. Replies cannot go to another chat; every send and edit goes through the chat's outbox;
+ * status messages are always finished, whatever becomes of the job.
+ */
+import type { Adapter } from './adapter.ts';
+import { type Clock, sleep } from './clock.ts';
+import type { ParsedCommand } from './commands.ts';
+import { abortReason, ChorusError, isCancellation } from './errors.ts';
+import type { Translator } from './i18n.ts';
+import type { Logger, Redactor } from './logger.ts';
+import {
+  type Button,
+  type ChatAddress,
+  type IncomingMessage,
+  type OutgoingImage,
+  type OutgoingMessage,
+  type SentMessage,
+  type TextFormat,
+  toOutgoing,
+  type UserRef,
+} from './message.ts';
+import type { Outbox } from './outbox.ts';
+import { splitText } from './text.ts';
+
+/** A message that shows progress and must end in a final state. */
+export interface StatusMessage {
+  readonly sent: SentMessage;
+  /** The text shown now. */
+  readonly text: string;
+  readonly finished: boolean;
+  /** Shows new progress. Coalesced: only the latest text waiting in the outbox goes out. */
+  update(text: string): void;
+  /** Shows the final text. Later calls do nothing. */
+  finish(text?: string): Promise<void>;
+}
+
+/** Options of {@link Context.stream}. */
+export interface StreamOptions {
+  /** Put before the text of the first message (a model's name, say). */
+  readonly header?: string;
+  /** How the final text is rendered. Pieces stream as plain text. Default `plain`. */
+  readonly format?: TextFormat;
+}
+
+/** How a stream ended. */
+export interface StreamResult {
+  readonly text: string;
+  readonly messages: readonly SentMessage[];
+  readonly outcome: 'done' | 'cancelled' | 'failed';
+  readonly error?: unknown;
+}
+
+/** The context of one job. */
+export interface Context {
+  readonly jobId: string;
+  readonly plugin: string;
+  readonly message: IncomingMessage;
+  readonly chat: ChatAddress;
+  readonly user: UserRef;
+  /** The command that started the job; `undefined` for a matcher. */
+  readonly command: ParsedCommand | undefined;
+  /** Fires on `/cancel` from this user in this chat, and on shutdown. Pass it to every request. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly locale: string;
+  /** What the chat's platform accepts: text length, caption length. */
+  readonly limits: Adapter['limits'];
+  /** A translated string in the chat's locale. */
+  t(key: string, params?: Readonly<Record<string, string | number>>): string;
+  /** Replies to the triggering message. Long text is split into several messages. */
+  reply(message: string | OutgoingMessage): Promise<SentMessage>;
+  /** Replies with images, as one album where the platform has albums. */
+  replyImages(images: readonly OutgoingImage[], options?: { caption?: string }): Promise<SentMessage>;
+  /** Replaces the text of a message this job sent. */
+  edit(sent: SentMessage, message: string | OutgoingMessage): Promise<void>;
+  /** Sends a status message; the job finishes it if the handler does not. */
+  status(text: string, options?: { buttons?: readonly (readonly Button[])[] }): Promise<StatusMessage>;
+  /** Turns text pieces into one message that grows (continued in new messages when long). */
+  stream(pieces: AsyncIterable<string>, options?: StreamOptions): Promise<StreamResult>;
+  /** Shows "typing..." once. */
+  typing(): Promise<void>;
+  /** Keeps "typing..." showing until the returned function is called or the job ends. */
+  keepTyping(): () => void;
+}
+
+/** What a job's context is built from. */
+export interface ContextDeps {
+  readonly jobId: string;
+  readonly plugin: string;
+  readonly message: IncomingMessage;
+  readonly command: ParsedCommand | undefined;
+  readonly signal: AbortSignal;
+  readonly adapter: Adapter;
+  readonly outbox: Outbox;
+  readonly translator: Translator;
+  readonly redactor: Redactor;
+  readonly locale: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+const typingRefreshMs = 4_000;
+
+/** Builds a job's context. `finishAll` settles every status message the handler left open. */
+export function createContext(deps: ContextDeps): {
+  ctx: Context;
+  /** Finishes the open status messages; resolves with how many there were. */
+  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number>;
+} {
+  const { adapter, outbox, message, signal, clock, log } = deps;
+  const chat = message.chat;
+  const statuses = new Set<StatusHandle>();
+  const typers = new Set<() => void>();
+  const t = (key: string, params?: Readonly<Record<string, string | number>>) =>
+    deps.translator.t(deps.locale, key, params);
+  const replyTo = message.id;
+
+  const sendText = async (text: string, extra: Omit<OutgoingMessage, 'text'>): Promise<SentMessage> => {
+    const parts = splitText(text, adapter.limits.maxTextLength);
+    const ids: string[] = [];
+    for (const [index, part] of parts.entries()) {
+      // Buttons go on the last part, where the reader ends up.
+      const last = index === parts.length - 1;
+      const sent = await outbox.send(chat, {
+        ...extra,
+        text: part,
+        replyTo,
+        ...(!last && { buttons: [] }),
+      });
+      ids.push(...sent.ids);
+    }
+    return { chat, ids };
+  };
+
+  const ctx: Context = {
+    jobId: deps.jobId,
+    plugin: deps.plugin,
+    message,
+    chat,
+    user: message.sender,
+    command: deps.command,
+    signal,
+    log,
+    clock,
+    locale: deps.locale,
+    limits: adapter.limits,
+    t,
+    reply: (reply) => {
+      const outgoing = toOutgoing(reply);
+      if (outgoing.images?.length) return outbox.send(chat, { ...outgoing, replyTo });
+      return sendText(outgoing.text ?? '', { ...outgoing });
+    },
+    replyImages: (images, options = {}) =>
+      outbox.send(chat, { images, replyTo, ...(options.caption !== undefined && { text: options.caption }) }),
+    edit: (sent, edit) => outbox.edit(chat, sent.ids[0]!, toOutgoing(edit), { final: true }),
+    status: async (text, options = {}) => {
+      const sent = await outbox.send(chat, {
+        text,
+        replyTo,
+        ...(options.buttons && { buttons: options.buttons }),
+      });
+      const status = new StatusHandle(outbox, sent, text, log, options.buttons !== undefined);
+      statuses.add(status);
+      return status;
+    },
+    stream: (pieces, options = {}) =>
+      streamInto({ ctx, outbox, adapter, pieces, options, t, redactor: deps.redactor }),
+    typing: async () => {
+      if (!adapter.sendTyping) return;
+      await adapter.sendTyping(chat).catch((error: unknown) => log.debug('typing failed', { error }));
+    },
+    keepTyping: () => {
+      if (!adapter.sendTyping || signal.aborted) return () => {};
+      const controller = new AbortController();
+      const stop = () => {
+        controller.abort();
+        typers.delete(stop);
+      };
+      typers.add(stop);
+      void (async () => {
+        while (!controller.signal.aborted && !signal.aborted) {
+          await ctx.typing();
+          await sleep(clock, typingRefreshMs, controller.signal).catch(() => {});
+        }
+      })();
+      return stop;
+    },
+  };
+
+  return {
+    ctx,
+    async finishAll(outcome, reason) {
+      for (const stop of [...typers]) stop();
+      const open = [...statuses].filter((status) => !status.finished);
+      await Promise.all(
+        open.map((status) => {
+          if (outcome === 'done') return status.finish();
+          if (outcome === 'cancelled') {
+            const text =
+              reason instanceof ChorusError && reason.message === 'shutdown'
+                ? t('job.shutdown')
+                : t('job.cancelled');
+            return status.finish(text);
+          }
+          return status.finish(t('job.failed', { reason: describeFailure(reason, deps.redactor) }));
+        }),
+      );
+      return open.length;
+    },
+  };
+}
+
+class StatusHandle implements StatusMessage {
+  #text: string;
+  #finished = false;
+
+  constructor(
+    private readonly outbox: Outbox,
+    readonly sent: SentMessage,
+    text: string,
+    private readonly log: Logger,
+    private readonly hadButtons: boolean,
+  ) {
+    this.#text = text;
+  }
+
+  get text() {
+    return this.#text;
+  }
+
+  get finished() {
+    return this.#finished;
+  }
+
+  update(text: string): void {
+    if (this.#finished || text === this.#text) return;
+    this.#text = text;
+    this.outbox
+      .edit(this.sent.chat, this.sent.ids[0]!, { text }, { final: false })
+      .catch((error: unknown) => this.log.debug('status update failed', { error }));
+  }
+
+  async finish(text = this.#text): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#text = text;
+    // A finished status keeps no buttons: there is nothing left to cancel.
+    await this.outbox
+      .edit(
+        this.sent.chat,
+        this.sent.ids[0]!,
+        { text, ...(this.hadButtons && { buttons: [] }) },
+        { final: true },
+      )
+      .catch((error: unknown) => this.log.warn('could not finish status message', { error }));
+  }
+}
+
+/** A short, user-safe reason: Chorus errors say what happened; anything else is "internal error". */
+export function describeFailure(error: unknown, redactor: Redactor): string {
+  if (error instanceof ChorusError) return redactor.redact(error.message);
+  return 'internal error';
+}
+
+/** Resolves with the next step of `iterator`, or rejects when `signal` aborts first. */
+function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    Promise.resolve(iterator.next()).then(
+      (step) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(step);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+async function streamInto(args: {
+  ctx: Context;
+  outbox: Outbox;
+  adapter: Adapter;
+  pieces: AsyncIterable<string>;
+  options: StreamOptions;
+  t: Context['t'];
+  redactor: Redactor;
+}): Promise<StreamResult> {
+  const { ctx, outbox, adapter, options } = args;
+  const max = adapter.limits.maxTextLength;
+  const messages: SentMessage[] = [];
+  let full = '';
+  // Text of the message being written; earlier messages are final.
+  let tail = options.header ?? '';
+  let current: SentMessage | undefined;
+  let outcome: StreamResult['outcome'] = 'done';
+  let failure: unknown;
+
+  const put = async (text: string, final: boolean) => {
+    if (!current) {
+      if (!text.trim()) return;
+      current = await outbox.send(ctx.chat, {
+        text,
+        replyTo: ctx.message.id,
+        ...(!final && { partial: true }),
+      });
+      messages.push(current);
+      if (final && options.format && options.format !== 'plain') {
+        await outbox.edit(ctx.chat, current.ids[0]!, { text, format: options.format }, { final });
+      }
+    } else if (final) {
+      await outbox.edit(
+        ctx.chat,
+        current.ids[0]!,
+        { text, ...(options.format && { format: options.format }) },
+        { final },
+      );
+    } else {
+      outbox.edit(ctx.chat, current.ids[0]!, { text }, { final }).catch(() => {});
+    }
+  };
+  // Moves every full part of `tail` into its own final message, keeping the rest as the tail.
+  const overflow = async () => {
+    if (tail.length <= max) return;
+    const parts = splitText(tail, max);
+    tail = parts.pop()!;
+    for (const part of parts) {
+      await put(part, true);
+      current = undefined;
+    }
+  };
+
+  const stopTyping = ctx.keepTyping();
+  const iterator = args.pieces[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const step = await nextOrAbort(iterator, ctx.signal);
+      if (step.done) break;
+      if (!step.value) continue;
+      stopTyping();
+      full += step.value;
+      tail += step.value;
+      await overflow();
+      await put(tail, false);
+    }
+  } catch (error) {
+    failure = error;
+    outcome = isCancellation(error) || ctx.signal.aborted ? 'cancelled' : 'failed';
+    if (outcome === 'failed') ctx.log.warn('stream failed', { error });
+    Promise.resolve(iterator.return?.()).catch(() => {});
+  } finally {
+    stopTyping();
+  }
+
+  if (outcome !== 'done') {
+    const note =
+      outcome === 'cancelled'
+        ? args.t('stream.cancelled')
+        : args.t('stream.failed', { reason: describeFailure(failure, args.redactor) });
+    tail = tail.trim() ? `${tail.trimEnd()}\n\n${note}` : note;
+  }
+  if (!full.trim() && outcome === 'done') tail = `${tail}${args.t('stream.empty')}`;
+  await overflow();
+  await put(tail, true);
+  return { text: full, messages, outcome, ...(failure !== undefined && { error: failure }) };
+}

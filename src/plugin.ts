@@ -1,0 +1,219 @@
+/**
+ * Plugins as values. `definePlugin` only helps type inference; a plugin is a plain object with a
+ * name, an optional config schema and a `setup` function. Everything `setup` registers through its
+ * `PluginContext` is undone when the plugin stops.
+ */
+import type { ChorusEvents, Listener } from './bus.ts';
+import type { Clock } from './clock.ts';
+import type { CommandSpec } from './commands.ts';
+import type { Context } from './context.ts';
+import { ConfigError } from './errors.ts';
+import type { HttpClient } from './http.ts';
+import type { Strings } from './i18n.ts';
+import type { Logger } from './logger.ts';
+import type { Button, ButtonPress, IncomingMessage } from './message.ts';
+
+/**
+ * A config schema in the Standard Schema form (`~standard.validate`), which zod, valibot and
+ * arktype schemas all implement. Declared here so plugins may use any of them.
+ */
+export interface ConfigSchema<Output = unknown> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => SchemaResult<Output> | Promise<SchemaResult<Output>>;
+    readonly types?: { readonly input: unknown; readonly output: Output } | undefined;
+  };
+}
+
+type SchemaResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | {
+      readonly issues: readonly {
+        readonly message: string;
+        readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
+      }[];
+    };
+
+/** A command handler. Runs as a job: `ctx.signal` fires on `/cancel` and on shutdown. */
+export type CommandHandler = (ctx: Context) => void | Promise<void>;
+
+/** A button press handler. */
+export type ButtonHandler = (press: ButtonPress) => void | Promise<void>;
+
+/** A trigger for messages that are not commands (mentions, replies to the bot, private chats...). */
+export interface MessageMatcher {
+  /** Shown in logs and job events. */
+  readonly name: string;
+  readonly test: (message: IncomingMessage) => boolean;
+}
+
+/** What a plugin's `setup` gets: registration methods that are undone when the plugin stops. */
+export interface PluginContext {
+  readonly name: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** The shared HTTP client (global proxy and timeouts). `http.with({ proxy })` for a backend's own. */
+  readonly http: HttpClient;
+  /** Registers a command. */
+  command(spec: CommandSpec, handler: CommandHandler): () => void;
+  /** Handles messages that are not commands and pass `matcher.test`. The first matching plugin wins. */
+  match(matcher: MessageMatcher, handler: CommandHandler): () => void;
+  /** Subscribes to a bus event. */
+  on<K extends keyof ChorusEvents>(event: K, listener: Listener<ChorusEvents[K]>): () => void;
+  /** Emits a bus event. */
+  emit<K extends keyof ChorusEvents>(event: K, payload: ChorusEvents[K]): Promise<void>;
+  /** Handles presses of this plugin's buttons with `action`. */
+  button(action: string, handler: ButtonHandler): () => void;
+  /** A button that cancels the presser's jobs in that chat. */
+  cancelButton(label?: string): Button;
+  /** Adds translated strings (`{ en: {...}, 'zh-CN': {...} }`). */
+  strings(tables: Readonly<Record<string, Strings>>): void;
+  /** Runs `dispose` when the plugin stops (close pools, stop servers). */
+  onDispose(dispose: () => void | Promise<void>): void;
+  /** Every command of every loaded plugin, for help texts. */
+  commands(): readonly { readonly plugin: string; readonly spec: CommandSpec }[];
+}
+
+/** A plugin. */
+export interface Plugin<Config = unknown> {
+  readonly name: string;
+  /** Validates the plugin's config section; the validated value goes to `setup`. */
+  readonly config?: ConfigSchema<Config>;
+  // Method syntax on purpose: a Plugin<{ x: number }> must fit where a Plugin<unknown> is expected.
+  setup(ctx: PluginContext, config: Config): void | Promise<void>;
+}
+
+/**
+ * Defines a plugin. Exists for type inference only: `config` in `setup` gets the schema's output type.
+ *
+ * @example
+ * export const plugin = definePlugin({
+ *   name: 'echo',
+ *   config: z.object({ shout: z.boolean().default(false) }),
+ *   setup(ctx, config) {
+ *     ctx.command({ name: 'echo', description: 'Say it back' }, async (c) => {
+ *       await c.reply(config.shout ? c.command!.args.toUpperCase() : c.command!.args);
+ *     });
+ *   },
+ * });
+ */
+export function definePlugin<Config = undefined>(plugin: Plugin<Config>): Plugin<Config> {
+  return plugin;
+}
+
+/**
+ * Validates `value` against a plugin's schema. Errors name the key path under `at`
+ * (`plugins.draw.backends[0].timeoutMs: expected number`).
+ */
+export async function validateConfig<Config>(
+  schema: ConfigSchema<Config> | undefined,
+  value: unknown,
+  at: string,
+): Promise<Config> {
+  if (!schema) return value as Config;
+  const result = await schema['~standard'].validate(value ?? {});
+  if (!result.issues) return result.value;
+  throw new ConfigError(result.issues.flatMap((issue) => describeIssue(schema, at, issue)));
+}
+
+type Issue = Extract<SchemaResult<unknown>, { issues: unknown }>['issues'][number] & {
+  readonly code?: unknown;
+  readonly keys?: unknown;
+  readonly expected?: unknown;
+};
+
+/** One line per problem, in words a person who edits YAML understands. */
+function describeIssue(schema: unknown, at: string, issue: Issue): string[] {
+  const path = issue.path ?? [];
+  if (issue.code === 'unrecognized_keys' && Array.isArray(issue.keys)) {
+    const known = knownKeys(schema, path);
+    return issue.keys.map((key: unknown) => {
+      const hint = known.length > 0 ? closest(String(key), known) : undefined;
+      const expected = hint
+        ? `did you mean "${hint}"?`
+        : known.length > 0
+          ? `expected one of ${known.join(', ')}`
+          : '';
+      return `${formatPath(at, [...path, String(key)])}: unknown key${expected ? ` (${expected})` : ''}`;
+    });
+  }
+  if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+    return [`${formatPath(at, path)}: required (expected ${String(issue.expected)})`];
+  }
+  return [`${formatPath(at, path)}: ${issue.message.replace(/^Invalid input: /, '')}`];
+}
+
+interface SchemaNode {
+  readonly _zod?: { readonly def?: Record<string, unknown> };
+  readonly shape?: Record<string, unknown>;
+}
+
+/** The keys an object schema at `path` accepts, where the schema can tell (zod does). */
+function knownKeys(
+  schema: unknown,
+  path: readonly (PropertyKey | { readonly key: PropertyKey })[],
+): string[] {
+  let node = schema as SchemaNode | undefined;
+  const unwrap = () => {
+    for (let depth = 0; depth < 10 && node?._zod?.def; depth++) {
+      const def = node._zod.def;
+      if (['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch'].includes(String(def.type))) {
+        node = def.innerType as SchemaNode;
+      } else if (def.type === 'pipe') node = def.in as SchemaNode;
+      else break;
+    }
+  };
+  for (const segment of path) {
+    unwrap();
+    const key = typeof segment === 'object' ? segment.key : segment;
+    const def = node?._zod?.def;
+    if (def?.type === 'object') node = node?.shape?.[String(key)] as SchemaNode;
+    else if (def?.type === 'array') node = def.element as SchemaNode;
+    else if (def?.type === 'record') node = def.valueType as SchemaNode;
+    else return [];
+  }
+  unwrap();
+  return node?._zod?.def?.type === 'object' && node.shape ? Object.keys(node.shape) : [];
+}
+
+/** The candidate closest to `word` by edit distance, if it is close enough to be a typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row.push(
+        Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** `plugins.draw` + `['backends', 0, 'url']` → `plugins.draw.backends[0].url`. */
+export function formatPath(
+  at: string,
+  path: readonly (PropertyKey | { readonly key: PropertyKey })[],
+): string {
+  let out = at;
+  for (const segment of path) {
+    const key = typeof segment === 'object' ? segment.key : segment;
+    out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
