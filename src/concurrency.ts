@@ -125,11 +125,18 @@ export function asCompleted<const Input extends Tasks<unknown, unknown>>(
   tasks: Input,
   options?: ConcurrencyOptions,
 ): AsyncGenerator<Settled<KeyOf<Input>, ValueOf<Input>>, void, undefined>;
-export async function* asCompleted<K, T>(
+export function asCompleted<K, T>(
   tasks: Tasks<K, T>,
   options: ConcurrencyOptions = {},
 ): AsyncGenerator<Settled<K, T>, void, undefined> {
-  checkOptions(options);
+  checkOptions(options); // now, not at the first next(): a bad option is the caller's bug
+  return settleInOrder(tasks, options);
+}
+
+async function* settleInOrder<K, T>(
+  tasks: Tasks<K, T>,
+  options: ConcurrencyOptions,
+): AsyncGenerator<Settled<K, T>, void, undefined> {
   const entries = entriesOf(tasks);
   const limit = options.concurrency ?? Infinity;
   const run = scope(options);
@@ -228,11 +235,18 @@ export function mergeStreams<const Input extends Streams<unknown, unknown>>(
   sources: Input,
   options?: Omit<ConcurrencyOptions, 'concurrency'>,
 ): AsyncGenerator<StreamEvent<StreamKeyOf<Input>, StreamValueOf<Input>>, void, undefined>;
-export async function* mergeStreams<K, T>(
+export function mergeStreams<K, T>(
   sources: Streams<K, T>,
   options: Omit<ConcurrencyOptions, 'concurrency'> = {},
 ): AsyncGenerator<StreamEvent<K, T>, void, undefined> {
   checkOptions(options);
+  return mergeInOrder(sources, options);
+}
+
+async function* mergeInOrder<K, T>(
+  sources: Streams<K, T>,
+  options: Omit<ConcurrencyOptions, 'concurrency'>,
+): AsyncGenerator<StreamEvent<K, T>, void, undefined> {
   const entries = entriesOf(sources as Tasks<K, never>) as unknown as [K, StreamSource<T>][];
   const run = scope(options);
   const { signal } = run.controller;

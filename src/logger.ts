@@ -35,7 +35,7 @@ export class Redactor {
     let out = text;
     for (const secret of this.#secrets) out = out.split(secret).join('***');
     return out
-      .replace(/\b\d{5,}:[A-Za-z0-9_-]{30,}\b/g, '***')
+      .replace(/(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}/g, '***')
       .replace(/(Bearer|Bot)\s+[A-Za-z0-9._~+/=-]{16,}/g, '$1 ***');
   }
 }

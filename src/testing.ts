@@ -164,8 +164,11 @@ export class MockAdapter implements Adapter {
     return this.self;
   }
 
+  /** True once the bot has stopped this adapter. Messages sent after that must be ignored. */
+  stopped = false;
+
   async stop(): Promise<void> {
-    this.#host = undefined;
+    this.stopped = true;
   }
 
   async send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {

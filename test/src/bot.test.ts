@@ -1,0 +1,257 @@
+import { describe, expect, it } from 'vitest';
+import { sleep } from '../../src/clock.ts';
+import { BackendError, RateLimitError } from '../../src/errors.ts';
+import { definePlugin } from '../../src/plugin.ts';
+import { createTestBot } from '../../src/testing.ts';
+
+async function* pieces(
+  clock: { now(): number },
+  parts: string[],
+  gapMs: number,
+  sleeper: (ms: number) => Promise<void>,
+) {
+  for (const part of parts) {
+    await sleeper(gapMs);
+    yield part;
+  }
+  void clock;
+}
+
+const demo = definePlugin({
+  name: 'demo',
+  setup(ctx) {
+    ctx.command({ name: 'echo', description: 'Echo', aliases: ['say'], keywords: ['回声'] }, async (c) => {
+      await c.reply(`${c.user.name}: ${c.command?.args}`);
+    });
+    ctx.command({ name: 'slow', description: 'Waits a minute with a status message' }, async (c) => {
+      const status = await c.status('Working...', { buttons: [[ctx.cancelButton()]] });
+      await sleep(c.clock, 60_000, c.signal);
+      status.update('almost');
+      await status.finish('Finished.');
+    });
+    ctx.command({ name: 'leave', description: 'Leaves its status open' }, async (c) => {
+      const status = await c.status('Step 1');
+      status.update('Step 2');
+    });
+    ctx.command({ name: 'crash', description: 'Fails with a status open' }, async (c) => {
+      await c.status('Drawing...');
+      throw new BackendError('flux', 'invalid', 'flux answered HTML');
+    });
+    ctx.command({ name: 'bug', description: 'Fails with no reply' }, () => {
+      throw new Error('secret internals');
+    });
+    ctx.command({ name: 'stream', description: 'Streams' }, async (c) => {
+      const words = Array.from({ length: Number(c.command?.args || 20) }, (_, i) => `w${i} `);
+      await c.stream(pieces(c.clock, words, 100, (ms) => sleep(c.clock, ms, c.signal)));
+    });
+    ctx.command({ name: 'broken', description: 'A stream cut mid-way' }, async (c) => {
+      async function* cut() {
+        yield 'partial ';
+        yield 'answer';
+        throw new BackendError('llm', 'network', 'llm: connection reset');
+      }
+      const result = await c.stream(cut());
+      expect(result.outcome).toBe('failed');
+    });
+    ctx.match({ name: 'mention', test: (m) => m.mentionsBot }, async (c) => {
+      await c.reply('you called?');
+    });
+  },
+});
+
+describe('bot, router and handler context (through the test kit)', () => {
+  it('routes commands, aliases and keywords, and replies to the sender in their chat', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    await kit.send('/echo hi');
+    await kit.send('/say there', { user: { id: 'u2', name: 'Bo' }, chat: { id: 'c2', kind: 'group' } });
+    await kit.send('回声 你好');
+    await kit.send('/echo@other_bot nope');
+    await kit.send('/echo@chorus_bot yes');
+    await kit.send('hello @chorus_bot', { mentionsBot: true });
+    await kit.send('just chatting');
+    expect(kit.adapter.texts('chat-1')).toEqual([
+      'Test User: hi',
+      'Test User: 你好',
+      'Test User: yes',
+      'you called?',
+    ]);
+    expect(kit.adapter.texts('c2')).toEqual(['Bo: there']);
+    const first = kit.adapter.calls[0]!;
+    expect(first.kind === 'send' && first.message.replyTo).toBe('in1');
+  });
+
+  it('answers an unknown command in a private chat only', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    await kit.send('/nope');
+    await kit.send('/nope', { chat: { id: 'g', kind: 'group' } });
+    expect(kit.adapter.texts('chat-1')).toEqual(['Unknown command /nope. Try /help.']);
+    expect(kit.adapter.texts('g')).toEqual([]);
+  });
+
+  it('/cancel aborts only that user’s job in that chat and finishes its status message', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    const mine = kit.send('/slow');
+    const theirs = kit.send('/slow', { user: { id: 'u2' } });
+    await kit.clock.tick(1000);
+    await kit.run(kit.send('/cancel'));
+    await kit.run(Promise.all([mine, theirs]));
+    const texts = kit.adapter.texts();
+    expect(texts).toEqual(['Cancelled.', 'Finished.', 'Cancelled 1 job(s).']);
+    // Buttons are removed from a finished status message.
+    expect(kit.adapter.messages()[0]!.message.buttons).toEqual([]);
+    expect(kit.adapter.messages().every((m) => m.final)).toBe(true);
+  });
+
+  it('the Cancel button cancels the presser’s job', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    const job = kit.send('/slow');
+    await kit.clock.tick(10);
+    const status = kit.adapter.messages()[0]!;
+    expect(status.message.buttons?.[0]?.[0]).toMatchObject({ label: 'Cancel', action: 'chorus:cancel' });
+    await kit.press('chorus:cancel', { messageId: status.id });
+    await kit.run(job);
+    expect(kit.adapter.texts()).toEqual(['Cancelled.']);
+  });
+
+  it('finishes status messages the handler left open: done, failed (with a short reason), never stuck', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    await kit.run(kit.send('/leave'));
+    await kit.run(kit.send('/crash'));
+    await kit.run(kit.send('/bug'));
+    const messages = kit.adapter.messages();
+    expect(messages.map((m) => m.text)).toEqual([
+      'Step 2',
+      'Something went wrong: flux answered HTML',
+      'Something went wrong: internal error',
+    ]);
+    expect(messages.every((m) => m.final)).toBe(true);
+  });
+
+  it('shutdown aborts running jobs and finishes their status messages as stopped', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    const job = kit.send('/slow');
+    await kit.clock.tick(10);
+    await kit.stop();
+    await job;
+    expect(kit.adapter.texts()).toEqual(['Stopped: the bot is shutting down.']);
+    expect(kit.adapter.stopped).toBe(true);
+    await kit.send('/echo after');
+    expect(kit.adapter.texts()).toHaveLength(1);
+  });
+
+  it('streams into one growing message with coalesced edits and a final edit', async () => {
+    const kit = await createTestBot({
+      plugins: [{ plugin: demo }],
+      adapter: { limits: { rate: { perChat: { count: 1, periodMs: 1000 } } } },
+    });
+    await kit.run(kit.send('/stream 50'));
+    const [message] = kit.adapter.messages();
+    expect(message!.text.trim()).toBe(Array.from({ length: 50 }, (_, i) => `w${i}`).join(' '));
+    expect(message!.final).toBe(true);
+    // 50 pieces over 5 s at one operation a second: a handful of edits, not 50.
+    expect(message!.edits).toBeLessThanOrEqual(7);
+    const sends = kit.adapter.calls.filter((c) => c.kind === 'send');
+    expect(sends).toHaveLength(1);
+    expect(kit.adapter.calls.some((c) => c.kind === 'typing')).toBe(true);
+  });
+
+  it('continues a long stream in new messages within the platform limit, losing nothing', async () => {
+    const kit = await createTestBot({
+      plugins: [{ plugin: demo }],
+      adapter: { limits: { maxTextLength: 100 } },
+    });
+    await kit.run(kit.send('/stream 80'));
+    const texts = kit.adapter.texts();
+    expect(texts.length).toBeGreaterThan(3);
+    for (const text of texts) expect(text.length).toBeLessThanOrEqual(100);
+    expect(texts.join(' ').split(/\s+/).filter(Boolean)).toEqual(
+      Array.from({ length: 80 }, (_, i) => `w${i}`),
+    );
+  });
+
+  it('a stream cut mid-way keeps the text so far and says why', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    await kit.run(kit.send('/broken'));
+    expect(kit.adapter.texts()).toEqual(['partial answer\n\n(answer cut short: llm: connection reset)']);
+  });
+
+  it('cancelling a stream finishes its message with (cancelled)', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    const job = kit.send('/stream 100');
+    await kit.clock.tick(1050);
+    await kit.run(kit.send('/cancel'));
+    await kit.run(job);
+    const [answer] = kit.adapter.messages();
+    expect(answer!.text).toMatch(/^w0 w1 .* w9\n\n\(cancelled\)$/s);
+    expect(answer!.final).toBe(true);
+  });
+
+  it('a rate-limit storm delays replies but loses none and duplicates none', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    kit.adapter.fail(() => new RateLimitError(2000), 5);
+    const jobs = Array.from({ length: 5 }, (_, i) => kit.send(`/echo n${i}`));
+    await kit.run(Promise.all(jobs));
+    expect(kit.adapter.texts().sort()).toEqual(['n0', 'n1', 'n2', 'n3', 'n4'].map((n) => `Test User: ${n}`));
+  });
+
+  it('50 users streaming at once each get exactly their own answer in their own chat', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }] });
+    const jobs = Array.from({ length: 50 }, (_, i) =>
+      kit.send(`/stream ${5 + (i % 7)}`, {
+        user: { id: `u${i}` },
+        chat: { id: `c${i}`, kind: i % 2 ? 'group' : 'private' },
+      }),
+    );
+    await kit.run(Promise.all(jobs));
+    for (let i = 0; i < 50; i++) {
+      const mine = kit.adapter.messages(`c${i}`);
+      expect(mine).toHaveLength(1);
+      expect(mine[0]!.text.trim()).toBe(Array.from({ length: 5 + (i % 7) }, (_, j) => `w${j}`).join(' '));
+    }
+    const sends = kit.adapter.calls.filter((c) => c.kind === 'send');
+    expect(sends).toHaveLength(50);
+    // Each answer replies to the message of the user of that chat (the kit numbers messages in1, in2, ...).
+    for (const send of sends) {
+      expect(send.kind === 'send' && send.message.replyTo).toBe(`in${Number(send.chat.id.slice(1)) + 1}`);
+    }
+  });
+
+  it('translates core strings with the bot locale', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: demo }], locale: 'zh-CN' });
+    await kit.run(kit.send('/cancel'));
+    expect(kit.adapter.texts()).toEqual(['你在这里没有正在运行的任务。']);
+  });
+
+  it('rejects a plugin whose command collides with another or with /cancel', async () => {
+    const clash = definePlugin({
+      name: 'clash',
+      setup: (ctx) => void ctx.command({ name: 'echo', description: 'x' }, () => {}),
+    });
+    await expect(createTestBot({ plugins: [{ plugin: demo }, { plugin: clash }] })).rejects.toThrow(
+      'command /echo of plugin clash is taken by demo',
+    );
+    const cancel = definePlugin({
+      name: 'c',
+      setup: (ctx) => void ctx.command({ name: 'cancel', description: 'x' }, () => {}),
+    });
+    await expect(createTestBot({ plugins: [{ plugin: cancel }] })).rejects.toThrow('taken by the core');
+  });
+
+  it('undoes everything a plugin registered when the bot stops', async () => {
+    const seen: string[] = [];
+    const plugin = definePlugin({
+      name: 'tidy',
+      setup(ctx) {
+        ctx.on('job/end', () => void seen.push('job/end'));
+        ctx.onDispose(() => void seen.push('disposed'));
+        ctx.command({ name: 'ping', description: 'pong' }, (c) => c.reply('pong').then(() => {}));
+      },
+    });
+    const kit = await createTestBot({ plugins: [{ plugin }] });
+    await kit.run(kit.send('/ping'));
+    await kit.stop();
+    expect(kit.bot.commands()).toEqual([]);
+    expect(kit.bot.bus.listenerCount('job/end')).toBe(0);
+    expect(seen).toEqual(['job/end', 'disposed']);
+  });
+});

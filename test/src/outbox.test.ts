@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import type { AdapterLimits } from '../../src/adapter.ts';
+import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { silentLogger } from '../../src/logger.ts';
+import type { ChatAddress } from '../../src/message.ts';
+import { Outbox } from '../../src/outbox.ts';
+import { FakeClock, MockAdapter } from '../../src/testing.ts';
+
+const chat = (id: string, kind: ChatAddress['kind'] = 'private'): ChatAddress => ({
+  adapter: 'mock',
+  platform: 'mock',
+  id,
+  kind,
+});
+
+function setup(rate: AdapterLimits['rate']) {
+  const clock = new FakeClock(0);
+  const adapter = new MockAdapter({ clock, limits: { rate } });
+  const outbox = new Outbox(adapter, { clock, log: silentLogger });
+  return { clock, adapter, outbox };
+}
+
+describe('Outbox', () => {
+  it('keeps the per-chat budget: 5 sends at 1/s go out one second apart', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const sends = Array.from({ length: 5 }, (_, i) => outbox.send(chat('a'), { text: `m${i}` }));
+    await clock.tick(5000);
+    await Promise.all(sends);
+    expect(adapter.calls.map((c) => c.at)).toEqual([0, 1000, 2000, 3000, 4000]);
+    expect(adapter.texts()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+  });
+
+  it('applies the group budget only to group chats, and the global budget across chats', async () => {
+    const { clock, adapter, outbox } = setup({
+      perChat: { count: 10, periodMs: 1000 },
+      perGroup: { count: 2, periodMs: 60_000 },
+      global: { count: 3, periodMs: 1000 },
+    });
+    const group = [0, 1, 2].map((i) => outbox.send(chat('g', 'group'), { text: `g${i}` }));
+    const privates = [0, 1, 2].map((i) => outbox.send(chat('p'), { text: `p${i}` }));
+    await clock.tick(61_000);
+    await Promise.all([...group, ...privates]);
+    const at = (text: string) => adapter.calls.find((c) => c.kind === 'send' && c.message.text === text)!.at;
+    expect(at('g2')).toBeGreaterThanOrEqual(60_000);
+    // At most three sends in any one-second window, across both chats.
+    const times = adapter.calls.map((c) => c.at).sort((a, b) => a - b);
+    for (let i = 3; i < times.length; i++) expect(times[i]! - times[i - 3]!).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('coalesces queued edits of one message: the latest text wins, every caller resolves', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const sent = await outbox.send(chat('a'), { text: 'v0' });
+    const edits = Array.from({ length: 50 }, (_, i) =>
+      outbox.edit(chat('a'), sent.ids[0]!, { text: `v${i + 1}` }, { final: i === 49 }),
+    );
+    await clock.tick(3000);
+    await Promise.all(edits);
+    const editCalls = adapter.calls.filter((c) => c.kind === 'edit');
+    expect(editCalls).toHaveLength(1);
+    expect(adapter.texts()).toEqual(['v50']);
+    expect(adapter.messages()[0]!.final).toBe(true);
+    expect(outbox.stats.coalesced).toBe(49);
+  });
+
+  it('on RateLimitError pauses the chat for retryAfterMs and retries, losing nothing', async () => {
+    const { clock, adapter, outbox } = setup({});
+    adapter.fail((call) => (call.chat.id === 'x' ? new RateLimitError(7000) : undefined), 3);
+    const sends = ['a', 'b', 'c'].map((text) => outbox.send(chat('x'), { text }));
+    const other = outbox.send(chat('y'), { text: 'other chat' });
+    await clock.tick(0);
+    await other;
+    await clock.tick(30_000);
+    await Promise.all(sends);
+    const sendsToX = adapter.calls.filter((c) => c.chat.id === 'x');
+    expect(sendsToX.map((c) => (c.kind === 'send' ? c.message.text : ''))).toEqual(['a', 'b', 'c']);
+    // The failed attempt at t=0 was followed by a pause of 7 s (the other chat was not paused).
+    expect(sendsToX[0]!.at).toBeGreaterThanOrEqual(7000);
+    expect(adapter.calls.find((c) => c.chat.id === 'y')!.at).toBe(0);
+    expect(outbox.stats.rateLimited).toBeGreaterThanOrEqual(1);
+  });
+
+  it('an edit that waits out a rate limit still takes newer text', async () => {
+    const { clock, adapter, outbox } = setup({});
+    const sent = await outbox.send(chat('x'), { text: 'start' });
+    adapter.fail((call) => (call.kind === 'edit' ? new RateLimitError(2000) : undefined));
+    const first = outbox.edit(chat('x'), sent.ids[0]!, { text: 'one' }, { final: false });
+    await clock.tick(100);
+    const second = outbox.edit(chat('x'), sent.ids[0]!, { text: 'two' }, { final: true });
+    await clock.tick(3000);
+    await Promise.all([first, second]);
+    expect(adapter.calls.filter((c) => c.kind === 'edit')).toHaveLength(1);
+    expect(adapter.texts()).toEqual(['two']);
+  });
+
+  it('fails an operation after too many rate limits, and other errors at once', async () => {
+    const clock = new FakeClock(0);
+    const adapter = new MockAdapter({ clock });
+    const outbox = new Outbox(adapter, { clock, log: silentLogger, maxRetries: 2 });
+    adapter.fail(() => new RateLimitError(100), 3);
+    const limited = outbox.send(chat('x'), { text: 'never' });
+    limited.catch(() => {});
+    await clock.tick(1000);
+    await expect(limited).rejects.toBeInstanceOf(RateLimitError);
+    adapter.fail(() => new AdapterError('mock', 'chat not found', { remote: true }));
+    await expect(outbox.send(chat('x'), { text: 'nope' })).rejects.toThrow('chat not found');
+    await expect(outbox.send(chat('x'), { text: 'fine' })).resolves.toMatchObject({ ids: ['m1'] });
+  });
+
+  it('idle() resolves once every queue is empty', async () => {
+    const { clock, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    void outbox.send(chat('a'), { text: '1' });
+    void outbox.send(chat('a'), { text: '2' });
+    let idle = false;
+    void outbox.idle().then(() => {
+      idle = true;
+    });
+    await clock.tick(500);
+    expect(idle).toBe(false);
+    await clock.tick(600);
+    expect(idle).toBe(true);
+  });
+});
