@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+const tsx = resolve(root, 'node_modules/.bin/tsx');
+
+function chorus(args: string[], input: string, env: Record<string, string> = {}) {
+  const result = spawnSync(tsx, [resolve(root, 'src/cli.ts'), ...args], {
+    cwd: root,
+    input,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function configFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-cli-'));
+  const file = join(dir, 'chorus.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('chorus CLI', () => {
+  it('`printf "/help\\n" | npm start` prints the command list and exits 0', () => {
+    const { code, stdout } = chorus([], '/help\n');
+    expect(code).toBe(0);
+    expect(stdout).toContain('Commands:');
+    expect(stdout).toContain('/help - List the commands');
+    expect(stdout).toContain('/cancel - Cancel your running jobs');
+  });
+
+  it('a config typo fails at start with one clear line per problem, no stack trace, no secret', () => {
+    const file = configFile(
+      'adapters:\n  console: {}\n  slack: { token: "${SLACK_TOKEN}" }\nplugins:\n  help: {}\nhttp:\n  proxi: x\n',
+    );
+    const { code, stdout, stderr } = chorus(['--config', file], '', { SLACK_TOKEN: 'xoxb-very-secret-value' });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual(['chorus: config error: http.proxi: unknown key (did you mean "proxy"?)']);
+    const second = chorus(['--config', configFile('adapters:\n  consle: {}\n  slack: { token: "${SLACK_TOKEN}" }\n')], '', {
+      SLACK_TOKEN: 'xoxb-very-secret-value',
+    });
+    expect(second.code).toBe(2);
+    expect(second.stderr.trim().split('\n')).toEqual([
+      'chorus: config error: adapters.consle: unknown adapter "consle" (did you mean "console"? available: console)',
+      'chorus: config error: adapters.slack: unknown adapter "slack" (available: console)',
+    ]);
+    expect(second.stderr).not.toContain('xoxb-very-secret-value');
+    expect(second.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('names a missing environment variable and a missing plugin', () => {
+    const file = configFile('adapters:\n  console: { userName: "${CHORUS_TEST_UNSET}" }\nplugins:\n  nosuchplugin: {}\n');
+    const { code, stderr } = chorus(['--config', file], '');
+    expect(code).toBe(2);
+    expect(stderr.trim()).toBe(
+      'chorus: config error: adapters.console.userName: environment variable CHORUS_TEST_UNSET is not set',
+    );
+    const missing = chorus(['--config', configFile('adapters:\n  console: {}\nplugins:\n  nosuchplugin: {}\n')], '');
+    expect(missing.stderr.trim()).toBe(
+      'chorus: config error: plugins.nosuchplugin: no folder plugins/nosuchplugin and no installed npm package "nosuchplugin"',
+    );
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM stops taking messages, aborts jobs, finishes their status messages, exits 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdirSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-sig-'));
+    mkdirSync(join(dir, 'plugins/slow'), { recursive: true });
+    writeFileSync(
+      join(dir, 'plugins/slow/index.ts'),
+      `import { definePlugin } from ${JSON.stringify(resolve(root, 'src/index.ts'))};
+export const plugin = definePlugin({
+  name: 'slow',
+  setup(ctx) {
+    ctx.command({ name: 'slow', description: 'never ends' }, async (c) => {
+      await c.status('Drawing with 3 backends...');
+      await new Promise((_, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason)));
+    });
+  },
+});
+`,
+    );
+    writeFileSync(join(dir, 'chorus.yaml'), 'adapters:\n  console: {}\nplugins:\n  slow: {}\n');
+    const child = spawn(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], { cwd: dir, stdio: 'pipe' });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('Drawing with 3 backends...') && !child.killed) child.kill('SIGTERM');
+    });
+    child.stdin.write('/slow\n');
+    const code = await new Promise<number | null>((done) => child.on('exit', (status) => done(status)));
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toEqual(['Drawing with 3 backends...', 'Stopped: the bot is shutting down.']);
+  });
+});
