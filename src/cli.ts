@@ -3,8 +3,8 @@
  * SIGINT/SIGTERM (or until the console's input ends), then shuts down gracefully.
  * A config problem prints one line per problem and exits with status 2, without a stack trace.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Adapter } from './adapter.ts';
 import { createBot, type PluginEntry } from './bot.ts';
@@ -67,11 +67,34 @@ async function buildAdapters(config: ChorusConfig): Promise<Adapter[]> {
   return adapters;
 }
 
+/**
+ * The entry file of npm package `name` installed in `node_modules` of `from` or a folder above it
+ * (the bot's project, not Chorus's own folder), from its `exports` or `main`.
+ */
+function resolvePackage(name: string, from: string): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const root = join(dir, 'node_modules', name);
+    const manifest = join(root, 'package.json');
+    if (existsSync(manifest)) {
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: unknown; main?: string };
+      let entry: unknown = pkg.exports;
+      if (entry && typeof entry === 'object' && '.' in entry) entry = (entry as Record<string, unknown>)['.'];
+      while (entry && typeof entry === 'object') {
+        const conditions = entry as Record<string, unknown>;
+        entry = conditions.import ?? conditions.node ?? conditions.default;
+      }
+      return join(root, typeof entry === 'string' ? entry : (pkg.main ?? 'index.js'));
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
 /** Finds a plugin: `plugins/<name>` in the working directory, then Chorus's own, then an npm package. */
 async function loadPlugin(name: string): Promise<Plugin<unknown>> {
-  const local = [process.cwd(), projectRoot]
-    .flatMap((root) => ['index.ts', 'index.js'].map((file) => resolve(root, 'plugins', name, file)))
-    .find((file) => existsSync(file));
+  const local =
+    [process.cwd(), projectRoot]
+      .flatMap((root) => ['index.ts', 'index.js'].map((file) => resolve(root, 'plugins', name, file)))
+      .find((file) => existsSync(file)) ?? resolvePackage(name, process.cwd());
   let module: { plugin?: unknown; default?: unknown };
   try {
     module = await import(local ? pathToFileURL(local).href : name);

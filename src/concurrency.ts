@@ -98,6 +98,31 @@ function scope(options: ConcurrencyOptions) {
   };
 }
 
+/** A FIFO with O(1) shift: thousands of settled tasks must not cost O(n²). */
+class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+    return item;
+  }
+}
+
 function start<T>(task: Task<T>, signal: AbortSignal): Promise<T> {
   try {
     return Promise.resolve(typeof task === 'function' ? task(signal) : task);
@@ -141,7 +166,7 @@ async function* settleInOrder<K, T>(
   const limit = options.concurrency ?? Infinity;
   const run = scope(options);
   const { signal } = run.controller;
-  const ready: Settled<K, T>[] = [];
+  const ready = new Fifo<Settled<K, T>>();
   const unsettled = new Set<K>(entries.map(([key]) => key));
   let wake: (() => void) | undefined;
   let next = 0;
@@ -170,7 +195,7 @@ async function* settleInOrder<K, T>(
 
   try {
     fill();
-    while (ready.length > 0 || unsettled.size > 0) {
+    while (ready.size > 0 || unsettled.size > 0) {
       const result = ready.shift();
       if (result) {
         yield result;
@@ -250,7 +275,7 @@ async function* mergeInOrder<K, T>(
   const entries = entriesOf(sources as Tasks<K, never>) as unknown as [K, StreamSource<T>][];
   const run = scope(options);
   const { signal } = run.controller;
-  const ready: StreamEvent<K, T>[] = [];
+  const ready = new Fifo<StreamEvent<K, T>>();
   const open = new Map<K, AsyncIterator<T>>();
   let wake: (() => void) | undefined;
 
@@ -292,7 +317,7 @@ async function* mergeInOrder<K, T>(
         ready.push({ key, type: 'error', error });
       }
     }
-    while (ready.length > 0 || open.size > 0) {
+    while (ready.size > 0 || open.size > 0) {
       const event = ready.shift();
       if (event) {
         yield event;

@@ -38,13 +38,21 @@ describe('chorus CLI', () => {
     const file = configFile(
       'adapters:\n  console: {}\n  slack: { token: "${SLACK_TOKEN}" }\nplugins:\n  help: {}\nhttp:\n  proxi: x\n',
     );
-    const { code, stdout, stderr } = chorus(['--config', file], '', { SLACK_TOKEN: 'xoxb-very-secret-value' });
-    expect(code).toBe(2);
-    expect(stdout).toBe('');
-    expect(stderr.trim().split('\n')).toEqual(['chorus: config error: http.proxi: unknown key (did you mean "proxy"?)']);
-    const second = chorus(['--config', configFile('adapters:\n  consle: {}\n  slack: { token: "${SLACK_TOKEN}" }\n')], '', {
+    const { code, stdout, stderr } = chorus(['--config', file], '', {
       SLACK_TOKEN: 'xoxb-very-secret-value',
     });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual([
+      'chorus: config error: http.proxi: unknown key (did you mean "proxy"?)',
+    ]);
+    const second = chorus(
+      ['--config', configFile('adapters:\n  consle: {}\n  slack: { token: "${SLACK_TOKEN}" }\n')],
+      '',
+      {
+        SLACK_TOKEN: 'xoxb-very-secret-value',
+      },
+    );
     expect(second.code).toBe(2);
     expect(second.stderr.trim().split('\n')).toEqual([
       'chorus: config error: adapters.consle: unknown adapter "consle" (did you mean "console"? available: console)',
@@ -55,16 +63,60 @@ describe('chorus CLI', () => {
   });
 
   it('names a missing environment variable and a missing plugin', () => {
-    const file = configFile('adapters:\n  console: { userName: "${CHORUS_TEST_UNSET}" }\nplugins:\n  nosuchplugin: {}\n');
+    const file = configFile(
+      'adapters:\n  console: { userName: "${CHORUS_TEST_UNSET}" }\nplugins:\n  nosuchplugin: {}\n',
+    );
     const { code, stderr } = chorus(['--config', file], '');
     expect(code).toBe(2);
     expect(stderr.trim()).toBe(
       'chorus: config error: adapters.console.userName: environment variable CHORUS_TEST_UNSET is not set',
     );
-    const missing = chorus(['--config', configFile('adapters:\n  console: {}\nplugins:\n  nosuchplugin: {}\n')], '');
+    const missing = chorus(
+      ['--config', configFile('adapters:\n  console: {}\nplugins:\n  nosuchplugin: {}\n')],
+      '',
+    );
     expect(missing.stderr.trim()).toBe(
       'chorus: config error: plugins.nosuchplugin: no folder plugins/nosuchplugin and no installed npm package "nosuchplugin"',
     );
+  });
+});
+
+describe('plugin loading', () => {
+  it('loads a plugin from an npm package installed in the bot’s project', async () => {
+    const { mkdirSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-npm-'));
+    const pkg = join(dir, 'node_modules/chorus-plugin-hello');
+    mkdirSync(join(pkg, 'dist'), { recursive: true });
+    writeFileSync(
+      join(pkg, 'package.json'),
+      JSON.stringify({
+        name: 'chorus-plugin-hello',
+        type: 'module',
+        exports: { '.': { import: './dist/index.js' } },
+      }),
+    );
+    writeFileSync(
+      join(pkg, 'dist/index.js'),
+      `export default {
+  name: 'hello',
+  setup(ctx, config) {
+    ctx.command({ name: 'hello', description: 'Say hello' }, (c) => c.reply('hello, ' + config.who));
+  },
+};
+`,
+    );
+    writeFileSync(
+      join(dir, 'chorus.yaml'),
+      'adapters:\n  console: {}\nplugins:\n  chorus-plugin-hello: { who: world }\n',
+    );
+    const result = spawnSync(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], {
+      cwd: dir,
+      input: '/hello\n',
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(0);
+    expect(result.stdout.trim()).toBe('hello, world');
   });
 });
 
@@ -89,7 +141,10 @@ export const plugin = definePlugin({
 `,
     );
     writeFileSync(join(dir, 'chorus.yaml'), 'adapters:\n  console: {}\nplugins:\n  slow: {}\n');
-    const child = spawn(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], { cwd: dir, stdio: 'pipe' });
+    const child = spawn(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], {
+      cwd: dir,
+      stdio: 'pipe',
+    });
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
@@ -98,6 +153,9 @@ export const plugin = definePlugin({
     child.stdin.write('/slow\n');
     const code = await new Promise<number | null>((done) => child.on('exit', (status) => done(status)));
     expect(code).toBe(0);
-    expect(stdout.trim().split('\n')).toEqual(['Drawing with 3 backends...', 'Stopped: the bot is shutting down.']);
+    expect(stdout.trim().split('\n')).toEqual([
+      'Drawing with 3 backends...',
+      'Stopped: the bot is shutting down.',
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 /** The `help` plugin: lists the commands of every loaded plugin, in the chat's language. */
-import { definePlugin } from '../../src/plugin.ts';
+import { definePlugin } from 'chorus';
 
 export const plugin = definePlugin({
   name: 'help',

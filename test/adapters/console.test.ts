@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { consoleChat, imageExtension } from '../../adapters/console/normalize.ts';
 import { createConsoleAdapter } from '../../adapters/console/index.ts';
+import { consoleChat, imageExtension } from '../../adapters/console/normalize.ts';
 import { createBot } from '../../src/bot.ts';
 import { sleep, systemClock } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -17,7 +17,9 @@ const plugin = definePlugin({
   setup(ctx) {
     ctx.command({ name: 'echo', description: 'Echo' }, (c) => c.reply(c.command!.args).then(() => {}));
     ctx.command({ name: 'pics', description: 'Two images' }, async (c) => {
-      await c.replyImages([{ data: png }, { data: png, mimeType: 'image/png' }], { caption: 'demo: 2 images' });
+      await c.replyImages([{ data: png }, { data: png, mimeType: 'image/png' }], {
+        caption: 'demo: 2 images',
+      });
     });
     ctx.command({ name: 'work', description: 'A job that takes a while' }, async (c) => {
       const status = await c.status('working...');
@@ -47,7 +49,11 @@ function setup(tty: boolean) {
   });
   const imageDir = mkdtempSync(join(tmpdir(), 'chorus-console-'));
   const adapter = createConsoleAdapter({ input, output, imageDir, tty });
-  const bot = createBot({ adapters: [adapter], plugins: [{ plugin }], log: createLogger({ level: 'silent' }) });
+  const bot = createBot({
+    adapters: [adapter],
+    plugins: [{ plugin }],
+    log: createLogger({ level: 'silent' }),
+  });
   return { input, bot, imageDir, printed: () => printed };
 }
 

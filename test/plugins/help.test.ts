@@ -40,7 +40,12 @@ describe('help plugin', () => {
     });
     await kit.run(kit.send('!help'));
     expect(kit.adapter.texts()[0]).toBe(
-      ['命令列表：', '!help - 列出所有命令', '!draw <prompt> - 画一幅画 (画 <prompt>)', '!cancel - 取消你正在运行的任务'].join('\n'),
+      [
+        '命令列表：',
+        '!help - 列出所有命令',
+        '!draw <prompt> - 画一幅画 (画 <prompt>)',
+        '!cancel - 取消你正在运行的任务',
+      ].join('\n'),
     );
   });
 });

@@ -36,14 +36,17 @@ describe('config', () => {
   });
 
   it('names the key path of a missing environment variable', async () => {
-    expect(await issuesOf(parseConfig('adapters:\n  telegram:\n    token: ${TELEGRAM_BOT_TOKEN}\n', { env: {} }))).toEqual([
-      'adapters.telegram.token: environment variable TELEGRAM_BOT_TOKEN is not set',
-    ]);
+    expect(
+      await issuesOf(parseConfig('adapters:\n  telegram:\n    token: ${TELEGRAM_BOT_TOKEN}\n', { env: {} })),
+    ).toEqual(['adapters.telegram.token: environment variable TELEGRAM_BOT_TOKEN is not set']);
   });
 
   it('suggests the right key for a typo, and says what was expected for a wrong type', async () => {
     const issues = await issuesOf(
-      parseConfig('adapters: { console: {} }\nhtpp: {}\nhttp:\n  conectTimeoutMs: 5\n  idleTimeoutMs: soon\n', { env: {} }),
+      parseConfig(
+        'adapters: { console: {} }\nhtpp: {}\nhttp:\n  conectTimeoutMs: 5\n  idleTimeoutMs: soon\n',
+        { env: {} },
+      ),
     );
     expect(issues).toEqual([
       'http.idleTimeoutMs: expected number, received string',
@@ -68,7 +71,16 @@ describe('config', () => {
       backends: z.array(z.strictObject({ name: z.string(), timeoutMs: z.number().positive() })),
     });
     const issues = await issuesOf(
-      validateConfig(schema, { backends: [{ name: 'flux', timeoutMs: -1 }, { nmae: 'x', timeoutMs: 1 }] }, 'plugins.draw'),
+      validateConfig(
+        schema,
+        {
+          backends: [
+            { name: 'flux', timeoutMs: -1 },
+            { nmae: 'x', timeoutMs: 1 },
+          ],
+        },
+        'plugins.draw',
+      ),
     );
     expect(issues).toEqual([
       'plugins.draw.backends[0].timeoutMs: Too small: expected number to be >0',

@@ -38,12 +38,25 @@ async function writeInPieces(res: import('node:http').ServerResponse, bytes: Buf
 
 describe('HttpClient', () => {
   it('reads JSON, and says "HTML" when a proxy error page comes instead', async () => {
-    server.route('GET', '/ok', (_, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"a":1}'));
-    server.route('GET', '/html', (_, res) =>
-      void res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>Bad gateway</body></html>'),
+    server.route(
+      'GET',
+      '/ok',
+      (_, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"a":1}'),
     );
-    expect(await readJson(await http.request(`${server.url}/ok`, { backend: 'demo' }), 'demo')).toEqual({ a: 1 });
-    const error = await failure(http.request(`${server.url}/html`, { backend: 'flux' }).then((r) => readJson(r, 'flux')));
+    server.route(
+      'GET',
+      '/html',
+      (_, res) =>
+        void res
+          .writeHead(200, { 'content-type': 'text/html' })
+          .end('<!DOCTYPE html><html><body>Bad gateway</body></html>'),
+    );
+    expect(await readJson(await http.request(`${server.url}/ok`, { backend: 'demo' }), 'demo')).toEqual({
+      a: 1,
+    });
+    const error = await failure(
+      http.request(`${server.url}/html`, { backend: 'flux' }).then((r) => readJson(r, 'flux')),
+    );
     expect(error.kind).toBe('invalid');
     expect(error.message).toMatch(/^flux: expected JSON, got HTML/);
   });
@@ -51,7 +64,11 @@ describe('HttpClient', () => {
   it('keeps "the remote refused" apart from "the network failed"', async () => {
     server.route('POST', '/fail', (_, res) => void res.writeHead(503).end('overloaded, try later'));
     const refused = await failure(http.request(`${server.url}/fail`, { backend: 'flux', body: '{}' }));
-    expect([refused.kind, refused.status, refused.message]).toEqual(['status', 503, 'flux answered HTTP 503: overloaded, try later']);
+    expect([refused.kind, refused.status, refused.message]).toEqual([
+      'status',
+      503,
+      'flux answered HTTP 503: overloaded, try later',
+    ]);
     const closedPort = server.port;
     await server.close();
     const network = await failure(http.request(`http://127.0.0.1:${closedPort}/`, { backend: 'flux' }));
@@ -86,17 +103,29 @@ describe('HttpClient', () => {
   });
 
   it('caps downloads, declared or not', async () => {
-    server.route('GET', '/big', (_, res) => void res.writeHead(200, { 'content-length': '5000' }).end(Buffer.alloc(5000)));
+    server.route(
+      'GET',
+      '/big',
+      (_, res) => void res.writeHead(200, { 'content-length': '5000' }).end(Buffer.alloc(5000)),
+    );
     server.route('GET', '/chunked', async (_, res) => {
       res.writeHead(200);
       for (let i = 0; i < 10; i++) res.write(Buffer.alloc(1000));
       res.end();
     });
-    expect((await failure(http.request(`${server.url}/big`, { backend: 'img' }).then((r) => readBytes(r, 'img', 1000)))).message).toBe(
-      'img: answer of 5000 bytes exceeds the 1000-byte cap',
-    );
     expect(
-      (await failure(http.request(`${server.url}/chunked`, { backend: 'img' }).then((r) => readBytes(r, 'img', 4000)))).kind,
+      (
+        await failure(
+          http.request(`${server.url}/big`, { backend: 'img' }).then((r) => readBytes(r, 'img', 1000)),
+        )
+      ).message,
+    ).toBe('img: answer of 5000 bytes exceeds the 1000-byte cap');
+    expect(
+      (
+        await failure(
+          http.request(`${server.url}/chunked`, { backend: 'img' }).then((r) => readBytes(r, 'img', 4000)),
+        )
+      ).kind,
     ).toBe('invalid');
   });
 
@@ -129,7 +158,8 @@ describe('stream parsers', () => {
     for (let cut = 1; cut < sse.length; cut += 3) {
       const response = await http.request(`${server.url}/sse?cut=${cut}`, { backend: 'llm' });
       const events = [];
-      for await (const event of readSse(response.body!, 'llm')) events.push([event.event ?? 'message', event.data]);
+      for await (const event of readSse(response.body!, 'llm'))
+        events.push([event.event ?? 'message', event.data]);
       expect(events).toEqual([
         ['message', '{"t":"Hé"}'],
         ['done', '{"t":"😀 end"}'],
@@ -139,14 +169,20 @@ describe('stream parsers', () => {
   });
 
   it('parses NDJSON cut anywhere, and names a bad line', async () => {
-    const lines = Buffer.from('{"message":{"content":"你"}}\n{"message":{"content":"好"}}\n{"done":true}', 'utf8');
+    const lines = Buffer.from(
+      '{"message":{"content":"你"}}\n{"message":{"content":"好"}}\n{"done":true}',
+      'utf8',
+    );
     server.route('GET', '/nd', async (_, res) => {
       res.writeHead(200);
       await writeInPieces(res, lines, [5, 22, 23, 24, 40]);
     });
     server.route('GET', '/bad', (_, res) => void res.writeHead(200).end('{"ok":1}\n<html>oops</html>\n'));
     const values = [];
-    for await (const value of readNdjson((await http.request(`${server.url}/nd`, { backend: 'ollama' })).body!, 'ollama')) {
+    for await (const value of readNdjson(
+      (await http.request(`${server.url}/nd`, { backend: 'ollama' })).body!,
+      'ollama',
+    )) {
       values.push(value);
     }
     expect(values).toEqual([{ message: { content: '你' } }, { message: { content: '好' } }, { done: true }]);
@@ -164,7 +200,10 @@ describe('stream parsers', () => {
     const events: string[] = [];
     const error = await failure(
       (async () => {
-        for await (const event of readSse((await http.request(`${server.url}/cut`, { backend: 'llm' })).body!, 'llm')) {
+        for await (const event of readSse(
+          (await http.request(`${server.url}/cut`, { backend: 'llm' })).body!,
+          'llm',
+        )) {
           events.push(event.data);
         }
       })(),

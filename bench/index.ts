@@ -1,0 +1,17 @@
+/** `npm run bench`: runs every benchmark and prints one table. Figures go in the README. */
+import { benchCore, type Row } from './core.ts';
+
+const sections: [string, () => Promise<Row[]>][] = [['core', benchCore]];
+
+const rows: (Row & { section: string })[] = [];
+for (const [section, run] of sections) {
+  for (const row of await run()) rows.push({ section, ...row });
+}
+const width = Math.max(...rows.map((r) => r.name.length));
+const valueWidth = Math.max(...rows.map((r) => r.value.length));
+process.stdout.write(`Node ${process.version}, ${process.platform}/${process.arch}\n\n`);
+for (const row of rows) {
+  process.stdout.write(
+    `${row.section.padEnd(6)} ${row.name.padEnd(width)}  ${row.value.padStart(valueWidth)}${row.note ? `  (${row.note})` : ''}\n`,
+  );
+}
