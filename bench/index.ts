@@ -1,7 +1,11 @@
 /** `npm run bench`: runs every benchmark and prints one table. Figures go in the README. */
 import { benchCore, type Row } from './core.ts';
+import { benchDraw } from './draw.ts';
 
-const sections: [string, () => Promise<Row[]>][] = [['core', benchCore]];
+const sections: [string, () => Promise<Row[]>][] = [
+  ['core', benchCore],
+  ['draw', benchDraw],
+];
 
 const rows: (Row & { section: string })[] = [];
 for (const [section, run] of sections) {

@@ -20,6 +20,11 @@ adapters:
   console: {}
 plugins:
   help: {}
+  draw:
+    backends:
+      - { name: demo-fast, type: demo, latencyMs: 600, n: 1 }
+      - { name: demo-steady, type: demo, latencyMs: 1500, n: 4 }
+      - { name: demo-flaky, type: demo, latencyMs: 2500, n: 2, failRate: 0.3 }
 `;
 
 interface AdapterKind {

@@ -10,7 +10,7 @@
  */
 import type { Adapter, AdapterHost, AdapterLimits, EditOptions } from './adapter.ts';
 import { type Bot, createBot, type PluginEntry } from './bot.ts';
-import type { Clock, TimerHandle } from './clock.ts';
+import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type {
   BotIdentity,
@@ -255,6 +255,11 @@ export interface TestBotOptions {
   readonly locale?: string;
   /** Default: a new FakeClock. */
   readonly clock?: FakeClock;
+  /**
+   * Run the bot on the system clock instead, for tests that talk to real (loopback) servers whose
+   * latencies a fake clock cannot drive. `run()` then simply waits, at most `maxMs` of real time.
+   */
+  readonly realTime?: boolean;
   /** Default: a silent logger. */
   readonly log?: Logger;
 }
@@ -280,11 +285,11 @@ export interface TestBot {
 /** Starts a bot with `plugins` on a mock adapter and a fake clock. */
 export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
   const clock = options.clock ?? new FakeClock();
-  const adapter = new MockAdapter({ clock, ...options.adapter });
+  const adapter = new MockAdapter({ clock: options.realTime ? systemClock : clock, ...options.adapter });
   const bot = createBot({
     adapters: [adapter],
     plugins: options.plugins,
-    clock,
+    clock: options.realTime ? systemClock : clock,
     log: options.log ?? createLogger({ level: 'silent' }),
     ...(options.locale !== undefined && { locale: options.locale }),
   });
@@ -304,6 +309,14 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
   });
 
   const run = async <T>(promise: Promise<T>, runOptions: { maxMs?: number } = {}): Promise<T> => {
+    if (options.realTime) {
+      const limit = runOptions.maxMs ?? 30_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`run(): still pending after ${limit} ms`)), limit);
+      });
+      return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+    }
     let settled = false;
     const tracked = promise.finally(() => {
       settled = true;

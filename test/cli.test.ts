@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,6 +32,23 @@ describe('chorus CLI', () => {
     expect(stdout).toContain('Commands:');
     expect(stdout).toContain('/help - List the commands');
     expect(stdout).toContain('/cancel - Cancel your running jobs');
+  });
+
+  it('`printf "/draw a red fox\\n" | npm start` shows demo albums arriving one by one, offline', () => {
+    const { code, stdout } = chorus([], '/draw a red fox\n');
+    expect(code).toBe(0);
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe('Drawing with 3 backends...');
+    const fast = lines.findIndex((line) => /^demo-fast · \d+\.\ds$/.test(line));
+    const steady = lines.findIndex((line) => /^demo-steady · \d+\.\ds$/.test(line));
+    expect(fast).toBeGreaterThan(0);
+    expect(steady).toBeGreaterThan(fast);
+    const images = lines.filter((line) => line.startsWith('  [image] ')).map((line) => line.slice(10));
+    expect(images.length).toBeGreaterThanOrEqual(5);
+    for (const image of images) expect(readFileSync(image).subarray(1, 4).toString()).toBe('PNG');
+    expect(lines.find((line) => line.startsWith('Finished: '))).toMatch(
+      /^Finished: [23]\/3 backends delivered$/,
+    );
   });
 
   it('a config typo fails at start with one clear line per problem, no stack trace, no secret', () => {

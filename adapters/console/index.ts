@@ -17,7 +17,7 @@ import type {
   OutgoingMessage,
   SentMessage,
 } from '../../src/message.ts';
-import { consoleChat, consoleUser, imageExtension, renderButtons } from './normalize.ts';
+import { consoleChat, consoleUser, imageExtension } from './normalize.ts';
 
 /** Options of {@link createConsoleAdapter}. */
 export interface ConsoleAdapterOptions {
@@ -65,7 +65,8 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
     progressShown = true;
   };
   const print = (id: string, message: OutgoingMessage) => {
-    const text = [message.text ?? '', renderButtons(message.buttons)].filter(Boolean).join('\n');
+    // Buttons are left out: a terminal cannot press them, and /cancel does what Cancel does.
+    const text = message.text ?? '';
     if (printed.get(id) === text) return;
     printed.set(id, text);
     if (text) write(text);

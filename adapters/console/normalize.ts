@@ -1,5 +1,5 @@
 /** Pure helpers of the console adapter: the console chat and user, and how things print. */
-import type { Button, ChatAddress, UserRef } from '../../src/message.ts';
+import type { ChatAddress, UserRef } from '../../src/message.ts';
 
 /** The one chat of a console adapter. */
 export function consoleChat(adapter: string): ChatAddress {
@@ -9,12 +9,6 @@ export function consoleChat(adapter: string): ChatAddress {
 /** The person at the terminal. */
 export function consoleUser(name: string): UserRef {
   return { id: 'console-user', name, username: name };
-}
-
-/** Buttons as a line of `[label]`s (a terminal cannot press them; `/cancel` does what Cancel does). */
-export function renderButtons(rows: readonly (readonly Button[])[] | undefined): string {
-  const labels = (rows ?? []).flat().map((button) => `[${button.label}]`);
-  return labels.join(' ');
 }
 
 /** A file extension for image bytes, from the MIME type or the bytes' signature. */

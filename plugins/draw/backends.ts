@@ -1,0 +1,217 @@
+/**
+ * Image backends: each turns a prompt into images (bytes), or fails with a `BackendError` that says
+ * how. URLs in answers are downloaded at once (they expire), with a size cap and a check that the
+ * bytes really are an image.
+ */
+import { BackendError, type HttpClient, readBytes, readJson } from 'chorus';
+import type { BackendConfig } from './config.ts';
+
+/** One generated image. */
+export interface Image {
+  readonly data: Uint8Array;
+  readonly mimeType: string;
+}
+
+/** A configured backend. */
+export interface ImageBackend {
+  readonly name: string;
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  generate(prompt: string, signal: AbortSignal): Promise<Image[]>;
+}
+
+/** The image type of `bytes` by signature, or undefined for anything else (HTML, JSON, text). */
+export function sniffImage(bytes: Uint8Array): string | undefined {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'image/png';
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
+  if (bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46 && bytes[3] === 0x38) return 'image/gif';
+  if (bytes[8] === 0x57 && bytes[9] === 0x45 && bytes[10] === 0x42 && bytes[11] === 0x50) return 'image/webp';
+  return undefined;
+}
+
+/** Checks that `bytes` are an image, naming what came instead. */
+export function asImage(backend: string, bytes: Uint8Array, contentType: string | null): Image {
+  const mimeType = sniffImage(bytes);
+  if (mimeType) return { data: bytes, mimeType };
+  const head = new TextDecoder().decode(bytes.subarray(0, 200));
+  const what = /<html|<!doctype/i.test(head) ? 'HTML' : (contentType ?? 'unknown data');
+  throw new BackendError(backend, 'invalid', `${backend}: answered ${what}, not an image`);
+}
+
+/** Values at `path` in `value`: `data[].url` walks every item of `data`. */
+export function pick(value: unknown, path: string): unknown[] {
+  let current: unknown[] = [value];
+  for (const segment of path.split('.').filter(Boolean)) {
+    const many = segment.endsWith('[]');
+    const key = many ? segment.slice(0, -2) : segment;
+    current = current.flatMap((item) => {
+      const next =
+        key === ''
+          ? item
+          : item && typeof item === 'object'
+            ? (item as Record<string, unknown>)[key]
+            : undefined;
+      if (!many) return next === undefined ? [] : [next];
+      return Array.isArray(next) ? next : [];
+    });
+  }
+  return current;
+}
+
+/** `{prompt}` in a URL template, URL-encoded. */
+export function fillUrl(template: string, prompt: string): string {
+  return template.replaceAll('{prompt}', encodeURIComponent(prompt));
+}
+
+/** `{prompt}` in every string of a JSON body. */
+export function fillBody(body: unknown, prompt: string): unknown {
+  if (typeof body === 'string') return body.replaceAll('{prompt}', prompt);
+  if (Array.isArray(body)) return body.map((item) => fillBody(item, prompt));
+  if (body && typeof body === 'object') {
+    return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, fillBody(v, prompt)]));
+  }
+  return body;
+}
+
+interface Deps {
+  readonly http: HttpClient;
+  readonly maxImageBytes: number;
+  /** Base URL of the built-in demo server, when a demo backend is configured. */
+  readonly demoUrl?: string | undefined;
+}
+
+/** Builds a backend from its config. */
+export function createImageBackend(config: BackendConfig, deps: Deps): ImageBackend {
+  const http = deps.http.with({ proxy: config.proxy });
+  const { name } = config;
+  const headers: Record<string, string> = {
+    'user-agent': 'chorus-draw',
+    ...(config.apiKey && { authorization: `Bearer ${config.apiKey}` }),
+    ...config.headers,
+  };
+
+  const download = async (url: string, signal: AbortSignal): Promise<Image> => {
+    if (url.startsWith('data:')) {
+      const match = /^data:([^;,]+)?(;base64)?,(.*)$/s.exec(url);
+      const data = match?.[2] ? Buffer.from(match[3] ?? '', 'base64') : new Uint8Array();
+      if (data.length > deps.maxImageBytes)
+        throw new BackendError(name, 'invalid', `${name}: image over the size cap`);
+      return asImage(name, new Uint8Array(data), match?.[1] ?? null);
+    }
+    const response = await http.request(url, {
+      backend: name,
+      signal,
+      headers: { 'user-agent': headers['user-agent']! },
+    });
+    return asImage(
+      name,
+      await readBytes(response, name, deps.maxImageBytes),
+      response.headers.get('content-type'),
+    );
+  };
+
+  const requestJson = async (url: string, body: unknown, signal: AbortSignal) => {
+    const response = await http.request(url, {
+      backend: name,
+      signal,
+      method: body === undefined ? 'GET' : 'POST',
+      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    return readJson(response, name);
+  };
+
+  const fromOpenAiAnswer = async (answer: unknown, signal: AbortSignal): Promise<Image[]> => {
+    const items = pick(answer, 'data[]') as { url?: unknown; b64_json?: unknown }[];
+    const images = await Promise.all(
+      items.map((item) => {
+        if (typeof item.b64_json === 'string') {
+          const bytes = Buffer.from(item.b64_json, 'base64');
+          if (bytes.length > deps.maxImageBytes)
+            throw new BackendError(name, 'invalid', `${name}: image over the size cap`);
+          return asImage(name, new Uint8Array(bytes), null);
+        }
+        if (typeof item.url === 'string') return download(item.url, signal);
+        return undefined;
+      }),
+    );
+    const found = images.filter((image): image is Image => image !== undefined);
+    if (found.length === 0) throw new BackendError(name, 'invalid', `${name}: the answer held no images`);
+    return found;
+  };
+
+  const base = { name, timeoutMs: config.timeoutMs, concurrency: config.concurrency };
+  switch (config.type) {
+    case 'openai-images':
+      return {
+        ...base,
+        async generate(prompt, signal) {
+          const body = { model: config.model, prompt, size: config.size, n: config.n };
+          return fromOpenAiAnswer(
+            await requestJson(`${config.baseUrl.replace(/\/$/, '')}/images/generations`, body, signal),
+            signal,
+          );
+        },
+      };
+    case 'demo':
+      return {
+        ...base,
+        async generate(prompt, signal) {
+          if (!deps.demoUrl)
+            throw new BackendError(name, 'network', `${name}: the demo server is not running`);
+          const body = {
+            model: name,
+            prompt,
+            n: config.n,
+            latency_ms: config.latencyMs,
+            fail_rate: config.failRate,
+          };
+          return fromOpenAiAnswer(
+            await requestJson(`${deps.demoUrl}/v1/images/generations`, body, signal),
+            signal,
+          );
+        },
+      };
+    case 'http-json':
+      return {
+        ...base,
+        async generate(prompt, signal) {
+          const body = config.method === 'POST' ? fillBody(config.body ?? { prompt }, prompt) : undefined;
+          const answer = await requestJson(fillUrl(config.url, prompt), body, signal);
+          const urls = pick(answer, config.imagePath).filter((url): url is string => typeof url === 'string');
+          if (urls.length === 0) {
+            throw new BackendError(
+              name,
+              'invalid',
+              `${name}: no image URLs at ${config.imagePath} in the answer`,
+            );
+          }
+          return Promise.all(urls.map((url) => download(url, signal)));
+        },
+      };
+    case 'http-image':
+      return {
+        ...base,
+        async generate(prompt, signal) {
+          const body =
+            config.method === 'POST'
+              ? JSON.stringify(fillBody(config.body ?? { prompt }, prompt))
+              : undefined;
+          const response = await http.request(fillUrl(config.url, prompt), {
+            backend: name,
+            signal,
+            method: config.method,
+            headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+            ...(body !== undefined && { body }),
+          });
+          return [
+            asImage(
+              name,
+              await readBytes(response, name, deps.maxImageBytes),
+              response.headers.get('content-type'),
+            ),
+          ];
+        },
+      };
+  }
+}
