@@ -350,8 +350,10 @@ export class Bot {
       botUsername: this.#identities.get(adapter.name)?.username,
     });
     if (parsed) {
-      if (parsed.name === 'cancel') return this.#cancelCommand(message);
       const entry = this.#commands.get(parsed.name);
+      // `/name@otherbot` is for another bot, unless the command takes that word as a target.
+      if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
+      if (parsed.name === 'cancel') return this.#cancelCommand(message);
       if (entry)
         return this.#run(
           entry.plugin,

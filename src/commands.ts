@@ -23,6 +23,11 @@ export interface CommandSpec {
   /** What the arguments are, shown by help: `<prompt>`. */
   readonly usage?: string;
   readonly options?: readonly CommandOption[];
+  /**
+   * Words accepted after `@` in place of the bot's name (`/ask@all`); the handler finds the word
+   * in `command.target`. Any other `@name` means another bot, and the command is ignored.
+   */
+  readonly targets?: readonly string[];
 }
 
 /** A parsed command invocation. */
@@ -35,6 +40,8 @@ export interface ParsedCommand {
   readonly argv: readonly string[];
   /** The prefix used, or `''` for a keyword trigger. */
   readonly prefix: string;
+  /** The word after `@` when it is not the bot's own name (lowercased): another bot, or a target. */
+  readonly target?: string;
 }
 
 const commandName = /^[a-z0-9_]{1,32}$/;
@@ -45,8 +52,9 @@ export function isCommandName(name: string): boolean {
 }
 
 /**
- * Parses `text` as a prefixed command. Returns `undefined` for text that is not a command or is a
- * command addressed to another bot (`/draw@otherbot`).
+ * Parses `text` as a prefixed command. Returns `undefined` for text that is not a command.
+ * `/draw@thisbot` parses as `/draw`; `/draw@otherbot` keeps `target: 'otherbot'` so the router can
+ * ignore it (or accept it as one of the command's `targets`).
  */
 export function parseCommand(
   text: string,
@@ -57,13 +65,11 @@ export function parseCommand(
     if (!prefix || !trimmed.startsWith(prefix)) continue;
     const match = /^([^\s@]+)(?:@(\S+))?(?:\s+([\s\S]*))?$/.exec(trimmed.slice(prefix.length));
     if (!match) continue;
-    const target = match[2];
-    if (target !== undefined) {
-      if (!options.botUsername || target.toLowerCase() !== options.botUsername.toLowerCase())
-        return undefined;
-    }
+    const target = match[2]?.toLowerCase();
     const args = (match[3] ?? '').trim();
-    return { name: match[1]!.toLowerCase(), args, argv: splitArgs(args), prefix };
+    const parsed = { name: match[1]!.toLowerCase(), args, argv: splitArgs(args), prefix };
+    if (target === undefined || target === options.botUsername?.toLowerCase()) return parsed;
+    return { ...parsed, target };
   }
   return undefined;
 }

@@ -558,3 +558,63 @@ export function createLimiter(concurrency: number): Limiter {
     },
   };
 }
+
+/** A limit per key (per user, per chat): at most `perKey` holders of one key at once, the rest wait in order. */
+export interface KeyedLimiter {
+  readonly perKey: number;
+  /** True when `key` has no free slot now. */
+  busy(key: string): boolean;
+  /**
+   * Takes a slot for `key`: at once (before this call returns) when one is free, otherwise when an
+   * earlier holder releases. Resolves with the function that releases it. Aborting `signal` while
+   * waiting leaves the line and rejects with the signal's reason.
+   */
+  acquire(key: string, signal?: AbortSignal): Promise<() => void>;
+}
+
+/** Creates a {@link KeyedLimiter}. */
+export function createKeyedLimiter(perKey: number): KeyedLimiter {
+  if (!(Number.isInteger(perKey) && perKey >= 1))
+    throw new TypeError(`perKey must be an integer >= 1, got ${String(perKey)}`);
+  const holders = new Map<string, number>();
+  const waiting = new Map<string, (() => void)[]>();
+  const busy = (key: string) => (holders.get(key) ?? 0) >= perKey;
+  const take = (key: string) => {
+    holders.set(key, (holders.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (holders.get(key) ?? 1) - 1;
+      if (left > 0) holders.set(key, left);
+      else holders.delete(key);
+      const next = waiting.get(key)?.shift();
+      if (waiting.get(key)?.length === 0) waiting.delete(key);
+      next?.();
+    };
+  };
+  return {
+    perKey,
+    busy,
+    acquire(key, signal) {
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
+      if (!busy(key) && !waiting.has(key)) return Promise.resolve(take(key));
+      return new Promise((resolve, reject) => {
+        const line = waiting.get(key) ?? [];
+        waiting.set(key, line);
+        const onAbort = () => {
+          const index = line.indexOf(wake);
+          if (index >= 0) line.splice(index, 1);
+          if (line.length === 0) waiting.delete(key);
+          reject(abortReason(signal!));
+        };
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(take(key));
+        };
+        line.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+  };
+}

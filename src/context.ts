@@ -6,7 +6,7 @@
 import type { Adapter } from './adapter.ts';
 import { type Clock, sleep } from './clock.ts';
 import type { ParsedCommand } from './commands.ts';
-import { abortReason, ChorusError, isCancellation } from './errors.ts';
+import { ChorusError } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import {
@@ -16,12 +16,15 @@ import {
   type OutgoingImage,
   type OutgoingMessage,
   type SentMessage,
-  type TextFormat,
   toOutgoing,
   type UserRef,
 } from './message.ts';
 import type { Outbox } from './outbox.ts';
+import { describeFailure, pipeStream, type StreamOptions, type StreamResult, TextStream } from './stream.ts';
 import { splitText } from './text.ts';
+
+export type { StreamOptions, StreamResult } from './stream.ts';
+export { describeFailure };
 
 /** A message that shows progress and must end in a final state. */
 export interface StatusMessage {
@@ -33,22 +36,6 @@ export interface StatusMessage {
   update(text: string): void;
   /** Shows the final text. Later calls do nothing. */
   finish(text?: string): Promise<void>;
-}
-
-/** Options of {@link Context.stream}. */
-export interface StreamOptions {
-  /** Put before the text of the first message (a model's name, say). */
-  readonly header?: string;
-  /** How the final text is rendered. Pieces stream as plain text. Default `plain`. */
-  readonly format?: TextFormat;
-}
-
-/** How a stream ended. */
-export interface StreamResult {
-  readonly text: string;
-  readonly messages: readonly SentMessage[];
-  readonly outcome: 'done' | 'cancelled' | 'failed';
-  readonly error?: unknown;
 }
 
 /** The context of one job. */
@@ -77,8 +64,13 @@ export interface Context {
   edit(sent: SentMessage, message: string | OutgoingMessage): Promise<void>;
   /** Sends a status message; the job finishes it if the handler does not. */
   status(text: string, options?: { buttons?: readonly (readonly Button[])[] }): Promise<StatusMessage>;
-  /** Turns text pieces into one message that grows (continued in new messages when long). */
+  /**
+   * Turns text pieces into one message that grows (continued in new messages when long). Ends
+   * with "(cancelled)" when the job is cancelled, or a short note when the pieces fail.
+   */
   stream(pieces: AsyncIterable<string>, options?: StreamOptions): Promise<StreamResult>;
+  /** The push form of `stream`: write pieces as they come, then `end()` it. For several streams at once. */
+  openStream(options?: StreamOptions): TextStream;
   /** Shows "typing..." once. */
   typing(): Promise<void>;
   /** Keeps "typing..." showing until the returned function is called or the job ends. */
@@ -165,8 +157,20 @@ export function createContext(deps: ContextDeps): {
       statuses.add(status);
       return status;
     },
-    stream: (pieces, options = {}) =>
-      streamInto({ ctx, outbox, adapter, pieces, options, t, redactor: deps.redactor }),
+    stream: (pieces, options = {}) => pipeStream(ctx.openStream(options), pieces, signal),
+    openStream: (options = {}) =>
+      new TextStream({
+        chat,
+        replyTo,
+        outbox,
+        adapter,
+        options,
+        t,
+        redactor: deps.redactor,
+        clock,
+        log,
+        keepTyping: () => ctx.keepTyping(),
+      }),
     typing: async () => {
       if (!adapter.sendTyping) return;
       await adapter.sendTyping(chat).catch((error: unknown) => log.debug('typing failed', { error }));
@@ -256,117 +260,4 @@ class StatusHandle implements StatusMessage {
       )
       .catch((error: unknown) => this.log.warn('could not finish status message', { error }));
   }
-}
-
-/** A short, user-safe reason: Chorus errors say what happened; anything else is "internal error". */
-export function describeFailure(error: unknown, redactor: Redactor): string {
-  if (error instanceof ChorusError) return redactor.redact(error.message);
-  return 'internal error';
-}
-
-/** Resolves with the next step of `iterator`, or rejects when `signal` aborts first. */
-function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve(iterator.next()).then(
-      (step) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(step);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-async function streamInto(args: {
-  ctx: Context;
-  outbox: Outbox;
-  adapter: Adapter;
-  pieces: AsyncIterable<string>;
-  options: StreamOptions;
-  t: Context['t'];
-  redactor: Redactor;
-}): Promise<StreamResult> {
-  const { ctx, outbox, adapter, options } = args;
-  const max = adapter.limits.maxTextLength;
-  const messages: SentMessage[] = [];
-  let full = '';
-  // Text of the message being written; earlier messages are final.
-  let tail = options.header ?? '';
-  let current: SentMessage | undefined;
-  let outcome: StreamResult['outcome'] = 'done';
-  let failure: unknown;
-
-  const put = async (text: string, final: boolean) => {
-    if (!current) {
-      if (!text.trim()) return;
-      current = await outbox.send(ctx.chat, {
-        text,
-        replyTo: ctx.message.id,
-        ...(!final && { partial: true }),
-      });
-      messages.push(current);
-      if (final && options.format && options.format !== 'plain') {
-        await outbox.edit(ctx.chat, current.ids[0]!, { text, format: options.format }, { final });
-      }
-    } else if (final) {
-      await outbox.edit(
-        ctx.chat,
-        current.ids[0]!,
-        { text, ...(options.format && { format: options.format }) },
-        { final },
-      );
-    } else {
-      outbox.edit(ctx.chat, current.ids[0]!, { text }, { final }).catch(() => {});
-    }
-  };
-  // Moves every full part of `tail` into its own final message, keeping the rest as the tail.
-  const overflow = async () => {
-    if (tail.length <= max) return;
-    const parts = splitText(tail, max);
-    tail = parts.pop()!;
-    for (const part of parts) {
-      await put(part, true);
-      current = undefined;
-    }
-  };
-
-  const stopTyping = ctx.keepTyping();
-  const iterator = args.pieces[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      const step = await nextOrAbort(iterator, ctx.signal);
-      if (step.done) break;
-      if (!step.value) continue;
-      stopTyping();
-      full += step.value;
-      tail += step.value;
-      await overflow();
-      await put(tail, false);
-    }
-  } catch (error) {
-    failure = error;
-    outcome = isCancellation(error) || ctx.signal.aborted ? 'cancelled' : 'failed';
-    if (outcome === 'failed') ctx.log.warn('stream failed', { error });
-    Promise.resolve(iterator.return?.()).catch(() => {});
-  } finally {
-    stopTyping();
-  }
-
-  if (outcome !== 'done') {
-    const note =
-      outcome === 'cancelled'
-        ? args.t('stream.cancelled')
-        : args.t('stream.failed', { reason: describeFailure(failure, args.redactor) });
-    tail = tail.trim() ? `${tail.trimEnd()}\n\n${note}` : note;
-  }
-  if (!full.trim() && outcome === 'done') tail = `${tail}${args.t('stream.empty')}`;
-  await overflow();
-  await put(tail, true);
-  return { text: full, messages, outcome, ...(failure !== undefined && { error: failure }) };
 }

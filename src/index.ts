@@ -16,6 +16,7 @@ export type { CommandOption, CommandSpec, ParsedCommand } from './commands.ts';
 export { matchKeyword, parseCommand } from './commands.ts';
 export type {
   ConcurrencyOptions,
+  KeyedLimiter,
   Limiter,
   LimiterRunOptions,
   ReturnWhen,
@@ -28,6 +29,7 @@ export type {
 } from './concurrency.ts';
 export {
   asCompleted,
+  createKeyedLimiter,
   createLimiter,
   gather,
   mergeStreams,
@@ -36,7 +38,7 @@ export {
 } from './concurrency.ts';
 export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './config.ts';
 export { configSchema, loadConfig, parseConfig } from './config.ts';
-export type { Context, StatusMessage, StreamOptions, StreamResult } from './context.ts';
+export type { Context, StatusMessage } from './context.ts';
 // Errors
 export {
   AdapterError,
@@ -83,4 +85,6 @@ export type {
 } from './plugin.ts';
 // For plugin authors
 export { definePlugin } from './plugin.ts';
+export type { StreamOptions, StreamResult } from './stream.ts';
+export { TextStream } from './stream.ts';
 export { splitText } from './text.ts';

@@ -9,6 +9,7 @@ import {
   asCompleted,
   BackendError,
   type Context,
+  createKeyedLimiter,
   createLimiter,
   definePlugin,
   isCancellation,
@@ -40,43 +41,6 @@ function shortReason(ctx: Context, error: unknown): string {
   return ctx.t('draw.error');
 }
 
-/** Admits at most `max` running draws per user; the rest wait in order (or are refused). */
-class PerUserGate {
-  readonly #running = new Map<string, number>();
-  readonly #waiting = new Map<string, (() => void)[]>();
-  constructor(readonly max: number) {}
-
-  busy(user: string): boolean {
-    return (this.#running.get(user) ?? 0) >= this.max;
-  }
-
-  async enter(user: string, signal: AbortSignal): Promise<() => void> {
-    while (this.busy(user)) {
-      await new Promise<void>((resolve, reject) => {
-        const queue = this.#waiting.get(user) ?? [];
-        this.#waiting.set(user, queue);
-        const wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          queue.splice(queue.indexOf(wake), 1);
-          reject(signal.reason);
-        };
-        queue.push(wake);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-    }
-    this.#running.set(user, (this.#running.get(user) ?? 0) + 1);
-    return () => {
-      const left = (this.#running.get(user) ?? 1) - 1;
-      if (left > 0) this.#running.set(user, left);
-      else this.#running.delete(user);
-      this.#waiting.get(user)?.shift()?.();
-    };
-  }
-}
-
 export const plugin = definePlugin({
   name: 'draw',
   config: drawConfig,
@@ -100,7 +64,7 @@ export const plugin = definePlugin({
         }),
         limiter: createLimiter(backendConfig.concurrency),
       }));
-    const gate = new PerUserGate(config.maxPerUser);
+    const perUser = createKeyedLimiter(config.maxPerUser);
 
     ctx.command(
       {
@@ -117,13 +81,13 @@ export const plugin = definePlugin({
           return;
         }
         const user = `${c.chat.adapter}:${c.user.id}`;
-        if (gate.busy(user) && config.whenBusy === 'refuse') {
+        if (perUser.busy(user) && config.whenBusy === 'refuse') {
           await c.reply(c.t('draw.busy'));
           return;
         }
         // Take the user's place before the first await, so two quick draws cannot both slip through.
-        const waited = gate.busy(user);
-        const entered = gate.enter(user, c.signal);
+        const waited = perUser.busy(user);
+        const entered = perUser.acquire(user, c.signal);
         entered.catch(() => {});
         const status = await c.status(
           waited ? c.t('draw.waitingForYou') : c.t('draw.start', { count: backends.length }),

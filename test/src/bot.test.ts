@@ -53,6 +53,9 @@ const demo = definePlugin({
       const result = await c.stream(cut());
       expect(result.outcome).toBe('failed');
     });
+    ctx.command({ name: 'who', description: 'Targets', targets: ['all'] }, async (c) => {
+      await c.reply(`target=${c.command?.target ?? 'none'}`);
+    });
     ctx.match({ name: 'mention', test: (m) => m.mentionsBot }, async (c) => {
       await c.reply('you called?');
     });

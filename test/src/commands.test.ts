@@ -15,10 +15,15 @@ describe('parseCommand', () => {
     expect(parseCommand('/ask line one\nline two', slash)).toMatchObject({ args: 'line one\nline two' });
   });
 
-  it('takes /name@thisbot and ignores /name@otherbot', () => {
-    expect(parseCommand('/draw@Chorus_Bot fox', slash)).toMatchObject({ name: 'draw', args: 'fox' });
-    expect(parseCommand('/draw@other_bot fox', slash)).toBeUndefined();
-    expect(parseCommand('/draw@other_bot fox', { prefixes: ['/'] })).toBeUndefined();
+  it('takes /name@thisbot as /name and marks /name@other with its target', () => {
+    expect(parseCommand('/draw@Chorus_Bot fox', slash)).toEqual({
+      name: 'draw',
+      args: 'fox',
+      argv: ['fox'],
+      prefix: '/',
+    });
+    expect(parseCommand('/draw@other_bot fox', slash)).toMatchObject({ name: 'draw', target: 'other_bot' });
+    expect(parseCommand('/ask@ALL why', { prefixes: ['/'] })).toMatchObject({ name: 'ask', target: 'all' });
   });
 
   it('uses the adapter prefixes', () => {

@@ -443,3 +443,30 @@ describe('createLimiter', () => {
     expect(() => createLimiter(1.5)).toThrow(TypeError);
   });
 });
+
+describe('createKeyedLimiter', () => {
+  it('takes a free slot before returning, queues per key in order, and lets an aborted waiter leave', async () => {
+    const { createKeyedLimiter } = await import('../../src/concurrency.ts');
+    const limiter = createKeyedLimiter(1);
+    const order: string[] = [];
+    const first = limiter.acquire('ann');
+    expect(limiter.busy('ann')).toBe(true);
+    expect(limiter.busy('bob')).toBe(false);
+    const controller = new AbortController();
+    const second = limiter.acquire('ann', controller.signal);
+    const third = limiter.acquire('ann').then((release) => {
+      order.push('third');
+      return release;
+    });
+    controller.abort(new CancelledError('no longer'));
+    await expect(second).rejects.toThrow('no longer');
+    const releaseFirst = await first;
+    order.push('first');
+    releaseFirst();
+    releaseFirst(); // releasing twice frees one slot only
+    (await third)();
+    expect(order).toEqual(['first', 'third']);
+    expect(limiter.busy('ann')).toBe(false);
+    expect(() => createKeyedLimiter(0)).toThrow(TypeError);
+  });
+});
