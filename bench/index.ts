@@ -1,10 +1,12 @@
 /** `npm run bench`: runs every benchmark and prints one table. Figures go in the README. */
+import { benchAsk } from './ask.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
   ['draw', benchDraw],
+  ['ask', benchAsk],
 ];
 
 const rows: (Row & { section: string })[] = [];

@@ -444,6 +444,7 @@ export class Bot {
       message,
       command: parsed,
       signal: controller.signal,
+      bot: this.#identities.get(adapter.name) ?? { id: '', username: '', name: '' },
       adapter,
       outbox: this.#outboxes.get(adapter.name)!,
       translator: this.translator,

@@ -25,6 +25,9 @@ plugins:
       - { name: demo-fast, type: demo, latencyMs: 600, n: 1 }
       - { name: demo-steady, type: demo, latencyMs: 1500, n: 4 }
       - { name: demo-flaky, type: demo, latencyMs: 2500, n: 2, failRate: 0.3 }
+  ask:
+    backends:
+      - { name: demo, type: demo, tokensPerSecond: 40 }
 `;
 
 interface AdapterKind {

@@ -483,6 +483,11 @@ export interface Limiter {
   readonly queued: number;
   /** Runs `task` when a slot is free. */
   run<T>(task: (signal: AbortSignal) => PromiseLike<T>, options?: LimiterRunOptions): Promise<T>;
+  /**
+   * Waits for a slot and holds it until the returned function is called: for work that is not one
+   * promise, such as reading a stream.
+   */
+  acquire(options?: LimiterRunOptions): Promise<() => void>;
 }
 
 /**
@@ -522,6 +527,21 @@ export function createLimiter(concurrency: number): Limiter {
 
   return {
     concurrency,
+    acquire(options) {
+      return new Promise((resolve, reject) => {
+        this.run(
+          () =>
+            new Promise<void>((release) => {
+              let held = true;
+              resolve(() => {
+                if (held) release();
+                held = false;
+              });
+            }),
+          options,
+        ).catch(reject);
+      });
+    },
     get active() {
       return active;
     },

@@ -10,6 +10,7 @@ import { ChorusError } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import {
+  type BotIdentity,
   type Button,
   type ChatAddress,
   type IncomingMessage,
@@ -45,6 +46,8 @@ export interface Context {
   readonly message: IncomingMessage;
   readonly chat: ChatAddress;
   readonly user: UserRef;
+  /** Who the bot is on this chat's platform. */
+  readonly bot: BotIdentity;
   /** The command that started the job; `undefined` for a matcher. */
   readonly command: ParsedCommand | undefined;
   /** Fires on `/cancel` from this user in this chat, and on shutdown. Pass it to every request. */
@@ -84,6 +87,7 @@ export interface ContextDeps {
   readonly message: IncomingMessage;
   readonly command: ParsedCommand | undefined;
   readonly signal: AbortSignal;
+  readonly bot: BotIdentity;
   readonly adapter: Adapter;
   readonly outbox: Outbox;
   readonly translator: Translator;
@@ -132,6 +136,7 @@ export function createContext(deps: ContextDeps): {
     message,
     chat,
     user: message.sender,
+    bot: deps.bot,
     command: deps.command,
     signal,
     log,

@@ -199,11 +199,19 @@ export async function readJson(
   }
 }
 
+/** A response or its body. */
+export type Body = HttpResponse | AsyncIterable<Uint8Array>;
+
+function chunksOf(body: Body): AsyncIterable<Uint8Array> {
+  if (Symbol.asyncIterator in body) return body;
+  return (body.body as AsyncIterable<Uint8Array> | null) ?? (async function* () {})();
+}
+
 /** Decodes a byte stream to text pieces, keeping multi-byte characters split across chunks whole. */
-async function* decodeText(body: AsyncIterable<Uint8Array>, backend: string): AsyncGenerator<string> {
+async function* decodeText(body: Body, backend: string): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   try {
-    for await (const chunk of body) {
+    for await (const chunk of chunksOf(body)) {
       const text = decoder.decode(chunk, { stream: true });
       if (text) yield text;
     }
@@ -218,10 +226,7 @@ async function* decodeText(body: AsyncIterable<Uint8Array>, backend: string): As
  * Parses a Server-Sent Events body (eventsource-parser) into events as they arrive. Comment lines
  * are skipped. Ends when the body ends.
  */
-export async function* readSse(
-  body: AsyncIterable<Uint8Array>,
-  backend: string,
-): AsyncGenerator<EventSourceMessage> {
+export async function* readSse(body: Body, backend: string): AsyncGenerator<EventSourceMessage> {
   const pending: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => pending.push(event) });
   for await (const text of decodeText(body, backend)) {
@@ -236,7 +241,7 @@ export async function* readSse(
  * Parses a newline-delimited JSON body into values as lines arrive. A line that is not JSON is a
  * `BackendError` (`invalid`).
  */
-export async function* readNdjson(body: AsyncIterable<Uint8Array>, backend: string): AsyncGenerator<unknown> {
+export async function* readNdjson(body: Body, backend: string): AsyncGenerator<unknown> {
   let buffer = '';
   const parse = (line: string) => {
     try {

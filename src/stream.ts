@@ -88,10 +88,16 @@ export class TextStream {
     if (this.#ended || this.#full) return;
     const shown = `${this.#tail}${text}`;
     if (!this.#current) {
-      this.#current = await this.#deps.outbox.send(this.#deps.chat, { text: shown, replyTo: this.#deps.replyTo, partial: true });
+      this.#current = await this.#deps.outbox.send(this.#deps.chat, {
+        text: shown,
+        replyTo: this.#deps.replyTo,
+        partial: true,
+      });
       this.#messages.push(this.#current);
     } else {
-      this.#deps.outbox.edit(this.#deps.chat, this.#current.ids[0]!, { text: shown }, { final: false }).catch(() => {});
+      this.#deps.outbox
+        .edit(this.#deps.chat, this.#current.ids[0]!, { text: shown }, { final: false })
+        .catch(() => {});
     }
   }
 
@@ -128,7 +134,7 @@ export class TextStream {
         outcome === 'cancelled'
           ? t('stream.cancelled')
           : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor) });
-      this.#tail = this.#tail.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : note;
+      this.#tail = this.#full.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : `${this.#tail}${note}`;
     } else if (!this.#full.trim()) {
       this.#tail = `${this.#tail}${t('stream.empty')}`;
     }
@@ -166,10 +172,16 @@ export class TextStream {
     const interval = this.#drafting
       ? Math.max(draftIntervalMs, this.#deps.options.editIntervalMs ?? 0)
       : this.#deps.options.editIntervalMs;
-    if (interval === undefined) return this.#show();
+    if (interval === undefined) {
+      this.#show();
+      return;
+    }
     if (this.#timer !== undefined) return;
     const wait = this.#lastShownAt + interval - this.#deps.clock.now();
-    if (wait <= 0) return this.#show();
+    if (wait <= 0) {
+      this.#show();
+      return;
+    }
     this.#timer = this.#deps.clock.setTimeout(() => {
       this.#timer = undefined;
       if (!this.#ended) this.#show();

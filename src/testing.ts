@@ -106,7 +106,14 @@ export type Recorded =
       readonly final: boolean;
       readonly at: number;
     }
-  | { readonly kind: 'typing'; readonly chat: ChatAddress; readonly at: number };
+  | { readonly kind: 'typing'; readonly chat: ChatAddress; readonly at: number }
+  | {
+      readonly kind: 'draft';
+      readonly chat: ChatAddress;
+      readonly draftId: number;
+      readonly text: string;
+      readonly at: number;
+    };
 
 /** The state of one sent message after all its edits. */
 export interface MockMessage {
@@ -133,6 +140,8 @@ export interface MockAdapterOptions {
   readonly commandPrefixes?: readonly string[];
   readonly self?: BotIdentity;
   readonly clock?: Clock;
+  /** Offer drafts (`sendDraft`), as Telegram does in private chats. */
+  readonly drafts?: boolean;
 }
 
 /** An adapter that records what the bot does and lets a test play the users. */
@@ -157,7 +166,14 @@ export class MockAdapter implements Adapter {
     this.commandPrefixes = options.commandPrefixes ?? ['/'];
     this.self = options.self ?? { id: 'bot', username: 'chorus_bot', name: 'Chorus' };
     this.#clock = options.clock;
+    if (options.drafts) {
+      this.sendDraft = async (chat, draftId, text) => {
+        this.calls.push({ kind: 'draft', chat, draftId, text, at: this.#now() });
+      };
+    }
   }
+
+  sendDraft?: (chat: ChatAddress, draftId: number, text: string) => Promise<void>;
 
   async start(host: AdapterHost): Promise<BotIdentity> {
     this.#host = host;

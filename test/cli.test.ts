@@ -51,6 +51,14 @@ describe('chorus CLI', () => {
     );
   });
 
+  it('`printf "/ask why is the sky blue?\\n" | npm start` streams a demo answer offline, printed once', () => {
+    const { code, stdout } = chorus([], '/ask why is the sky blue?\n');
+    expect(code).toBe(0);
+    expect(stdout).toContain("**[demo model]** This answer comes from Chorus's built-in demo model");
+    expect(stdout).toContain('You asked: “why is the sky blue?”');
+    expect(stdout.split('[demo model]')).toHaveLength(2);
+  });
+
   it('a config typo fails at start with one clear line per problem, no stack trace, no secret', () => {
     const file = configFile(
       'adapters:\n  console: {}\n  slack: { token: "${SLACK_TOKEN}" }\nplugins:\n  help: {}\nhttp:\n  proxi: x\n',

@@ -1,0 +1,82 @@
+/** The `plugins.ask` config section. */
+import { z } from 'zod';
+
+const common = {
+  /** Labels the answer when several models answer side by side. */
+  name: z.string().regex(/^[\w.-]{1,32}$/, 'letters, digits, _ . - (at most 32)'),
+  model: z.string().min(1),
+  apiKey: z.string().optional(),
+  /** A system prompt put before the conversation. */
+  system: z.string().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  maxTokens: z.number().int().positive().optional(),
+  /** Questions this backend answers at once, shared by all users. */
+  concurrency: z.number().int().positive().default(5),
+  proxy: z.url().optional(),
+  headers: z.record(z.string(), z.string()).default({}),
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+  /** From sending the question to the first piece of the answer. */
+  firstTokenTimeoutMs: z.number().int().positive().default(60_000),
+  /** Longest gap between two pieces. */
+  idleTimeoutMs: z.number().int().positive().default(30_000),
+  /** The whole answer. */
+  totalTimeoutMs: z.number().int().positive().default(300_000),
+  enabled: z.boolean().default(true),
+};
+
+export const askBackendConfig = z.discriminatedUnion('type', [
+  z.strictObject({
+    ...common,
+    type: z.literal('openai'),
+    baseUrl: z.url().default('https://api.openai.com/v1'),
+  }),
+  z.strictObject({
+    ...common,
+    type: z.literal('ollama'),
+    baseUrl: z.url().default('http://127.0.0.1:11434'),
+  }),
+  z.strictObject({
+    ...common,
+    type: z.literal('demo'),
+    model: z.string().default('chorus-demo'),
+    /** How fast the demo answer streams. */
+    tokensPerSecond: z.number().positive().default(30),
+  }),
+]);
+
+export type AskBackendConfig = z.output<typeof askBackendConfig>;
+
+export const askConfig = z.strictObject({
+  backends: z.array(askBackendConfig).min(1, 'at least one backend'),
+  /** Send every question to every backend (as `/ask@all` does). */
+  fanout: z.boolean().default(false),
+  /** What starts a question besides `/ask`. */
+  triggers: z
+    .strictObject({
+      mention: z.boolean().default(true),
+      replyToBot: z.boolean().default(true),
+      privateChat: z.boolean().default(true),
+    })
+    .default({ mention: true, replyToBot: true, privateChat: true }),
+  memory: z
+    .strictObject({
+      /** Question-and-answer pairs remembered per conversation. */
+      turns: z.number().int().nonnegative().default(20),
+      /** The SQLite file; `:memory:` keeps nothing across restarts. */
+      path: z.string().min(1).default('.chorus/ask.sqlite'),
+    })
+    .default({ turns: 20, path: '.chorus/ask.sqlite' }),
+  /** At most one edit of a growing answer per this many ms. */
+  editIntervalMs: z
+    .strictObject({
+      private: z.number().int().nonnegative().default(1000),
+      group: z.number().int().nonnegative().default(3000),
+    })
+    .default({ private: 1000, group: 3000 }),
+  /** Show the growing answer as a draft where the platform has drafts (Telegram private chats). */
+  drafts: z.boolean().default(true),
+  /** Questions one user may have answered at once; more wait their turn. */
+  maxPerUser: z.number().int().positive().default(1),
+});
+
+export type AskConfig = z.output<typeof askConfig>;
