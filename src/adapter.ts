@@ -74,6 +74,11 @@ export interface Adapter {
   /** Replaces the text of a sent message. Throws `RateLimitError` when the platform asks to slow down. */
   edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, options: EditOptions): Promise<void>;
 
+  /**
+   * Splits a message into the pieces the platform takes one API call each (an album of 12 is two
+   * media groups), so the outbox can pace every call within the budget. Default: one piece.
+   */
+  planSend?(message: OutgoingMessage): OutgoingMessage[];
   /** Shows "typing..." for a few seconds. */
   sendTyping?(chat: ChatAddress): Promise<void>;
   /** Shows a draft that grows in place (Telegram private chats), before the real message is sent. */

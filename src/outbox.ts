@@ -61,7 +61,7 @@ export interface OutboxStats {
 
 /** The per-chat queues of one adapter. */
 export class Outbox {
-  readonly #adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name'>;
+  readonly #adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name' | 'planSend'>;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #maxRetries: number;
@@ -70,7 +70,10 @@ export class Outbox {
   readonly #idleWaiters: (() => void)[] = [];
   readonly stats: OutboxStats = { sent: 0, edited: 0, coalesced: 0, rateLimited: 0 };
 
-  constructor(adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name'>, options: OutboxOptions) {
+  constructor(
+    adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name' | 'planSend'>,
+    options: OutboxOptions,
+  ) {
     this.#adapter = adapter;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log;
@@ -79,11 +82,20 @@ export class Outbox {
     this.#global = global ? new Window(global) : undefined;
   }
 
-  /** Queues a message. Resolves once the platform has it. */
+  /**
+   * Queues a message. Resolves once the platform has it. A message the adapter sends in several
+   * calls (`planSend`) is queued as that many operations, back to back, each within the budget.
+   */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
-    return new Promise((resolve, reject) => {
-      this.#push(chat, { kind: 'send', message, settle: [{ resolve, reject }] });
-    });
+    const parts = this.#adapter.planSend?.(message) ?? [message];
+    const sends = parts.map(
+      (part) =>
+        new Promise<SentMessage>((resolve, reject) => {
+          this.#push(chat, { kind: 'send', message: part, settle: [{ resolve, reject }] });
+        }),
+    );
+    if (sends.length === 1) return sends[0]!;
+    return Promise.all(sends).then((sent) => ({ chat, ids: sent.flatMap((s) => s.ids) }));
   }
 
   /**

@@ -157,8 +157,9 @@ export class TextStream {
   }
 
   /** Sends `text` as the final form of the current message, then starts a new one. */
-  async #finalize(text: string): Promise<void> {
+  async #finalize(full: string): Promise<void> {
     const { outbox, chat, options } = this.#deps;
+    const text = full.trimEnd();
     const format = options.format && options.format !== 'plain' ? { format: options.format } : {};
     if (this.#current) {
       await outbox.edit(chat, this.#current.ids[0]!, { text, ...format }, { final: true });

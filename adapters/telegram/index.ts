@@ -1,0 +1,445 @@
+/**
+ * The Telegram adapter, on grammY. Long polling (default) or a webhook; private chats, groups,
+ * supergroups with forum topics, and channels. grammY does the HTTP; this module maps updates to
+ * Chorus messages and Chorus messages to Bot API calls, and declares Telegram's budgets to the
+ * outbox (1 message a second per chat, 20 a minute per group, 30 a second overall).
+ *
+ * No update is lost or handled twice: pending updates are never dropped, an update is confirmed
+ * only after it has been handed to the bus, and the last handled update id is kept on disk, so
+ * one that comes again after a crash is recognised.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { autoRetry } from '@grammyjs/auto-retry';
+import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
+import type { InputMediaPhoto, Message } from 'grammy/types';
+import { fetch } from 'undici';
+import { z } from 'zod';
+import type { Adapter, AdapterHost, EditOptions } from '../../src/adapter.ts';
+import { sleep, systemClock } from '../../src/clock.ts';
+import type { CommandSpec } from '../../src/commands.ts';
+import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import type {
+  BotIdentity,
+  ChatAddress,
+  ImageRef,
+  OutgoingImage,
+  OutgoingMessage,
+  SentMessage,
+} from '../../src/message.ts';
+import { markdownToTelegramHtml } from './markdown.ts';
+import { albumChunks, inlineKeyboard, normalizeCallback, normalizeMessage } from './normalize.ts';
+
+const id = z.union([z.string(), z.number()]).transform(String);
+
+/** The `adapters.telegram` config section. */
+export const telegramConfig = z
+  .strictObject({
+    token: z.string().regex(/^\d+:[\w-]{20,}$/, 'a bot token like 123456789:AAH... (from @BotFather)'),
+    /** A self-hosted Bot API server. */
+    apiRoot: z.url().default('https://api.telegram.org'),
+    mode: z.enum(['polling', 'webhook']).default('polling'),
+    webhook: z
+      .strictObject({
+        /** The public URL Telegram posts to. */
+        url: z.url(),
+        /** Where the local server listens. */
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8443),
+        path: z.string().startsWith('/').default('/telegram'),
+        secretToken: z
+          .string()
+          .regex(/^[\w-]{1,256}$/, '1-256 of A-Z, a-z, 0-9, _ and -')
+          .optional(),
+      })
+      .optional(),
+    /** Only these chats (ids) are served, when set. */
+    allowedChats: z.array(id).optional(),
+    /** Only these users (ids) are served, when set. */
+    allowedUsers: z.array(id).optional(),
+    rateLimits: z
+      .strictObject({
+        perChatPerSecond: z.number().positive().default(1),
+        perGroupPerMinute: z.number().int().positive().default(20),
+        globalPerSecond: z.number().int().positive().default(30),
+      })
+      .default({ perChatPerSecond: 1, perGroupPerMinute: 20, globalPerSecond: 30 }),
+    /** How often a request refused with 429 is retried inside grammY before the outbox takes over. */
+    maxRetries: z.number().int().nonnegative().default(3),
+    /** Where the last handled update id is kept. */
+    stateDir: z.string().default('.chorus'),
+  })
+  .refine((c) => c.mode !== 'webhook' || c.webhook, {
+    message: 'mode webhook needs a webhook: { url, port, path } section',
+    path: ['webhook'],
+  });
+
+export type TelegramConfig = z.output<typeof telegramConfig>;
+
+/** Options of {@link createTelegramAdapter}: the config section plus the instance name. */
+export type TelegramAdapterOptions = z.input<typeof telegramConfig> & { readonly name?: string };
+
+const photoLimit = 10 * 1024 * 1024;
+
+/** Creates a Telegram adapter. */
+export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter {
+  const config = telegramConfig.parse(
+    Object.fromEntries(Object.entries(options).filter(([key]) => key !== 'name')),
+  );
+  const name = options.name ?? 'telegram';
+  const bot = new Bot(config.token, { client: { apiRoot: config.apiRoot } });
+  const statePath = join(config.stateDir, `telegram-${name}.json`);
+  let host: AdapterHost | undefined;
+  let self: BotIdentity | undefined;
+  let polling: Promise<void> | undefined;
+  let server: Server | undefined;
+  let lastHandled = readLastHandled(statePath);
+  const recent = new Set<number>();
+
+  bot.api.config.use(
+    autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
+  );
+  // grammY retries a failed long poll every 3 s; back off instead, up to 30 s, while the network is down.
+  bot.api.config.use(async (prev, method, payload, signal) => {
+    if (method !== 'getUpdates' || !(payload as { timeout?: number }).timeout)
+      return prev(method, payload, signal);
+    for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        return await prev(method, payload, signal);
+      } catch (error) {
+        if (!(error instanceof HttpError) || signal?.aborted) throw error;
+        host?.log.warn('telegram unreachable, retrying', { ms: delay, error: error.message });
+        await sleep(systemClock, delay, signal as AbortSignal | undefined).catch(() => {});
+      }
+    }
+  });
+
+  const allowed = (chatId: string, userId: string) =>
+    (!config.allowedChats || config.allowedChats.includes(chatId)) &&
+    (!config.allowedUsers || config.allowedUsers.includes(userId));
+
+  /** Hands an update to the bus once: a second delivery of the same update id is dropped. */
+  const take = (updateId: number, dispatch: () => void) => {
+    if (updateId <= lastHandled || recent.has(updateId)) return;
+    recent.add(updateId);
+    if (recent.size > 10_000) recent.delete(recent.values().next().value!);
+    try {
+      dispatch();
+    } finally {
+      lastHandled = Math.max(lastHandled, updateId);
+      writeLastHandled(statePath, lastHandled);
+    }
+  };
+
+  bot.on(['message', 'channel_post'], (ctx) => {
+    const message = ctx.update.message ?? ctx.update.channel_post;
+    take(ctx.update.update_id, () => {
+      const normalized = message && self ? normalizeMessage(name, message, self) : undefined;
+      if (!normalized || !allowed(normalized.chat.id, normalized.sender.id)) return;
+      // Not awaited: jobs run side by side; the update is taken once it is on the bus.
+      host
+        ?.receive(normalized)
+        .catch((error: unknown) => host?.log.error('handling a message failed', { error }));
+    });
+  });
+  bot.on('callback_query', async (ctx) => {
+    // Answer at once, so the user's client stops its spinner.
+    await ctx
+      .answerCallbackQuery()
+      .catch((error: unknown) => host?.log.debug('answerCallbackQuery failed', { error }));
+    take(ctx.update.update_id, () => {
+      const press = normalizeCallback(name, ctx.update.callback_query);
+      if (!press || !allowed(press.chat.id, press.user.id)) return;
+      host?.press(press).catch((error: unknown) => host?.log.error('handling a button failed', { error }));
+    });
+  });
+  bot.catch((error) => host?.log.error('telegram update failed', { error: error.error }));
+
+  /** Maps grammY's errors to Chorus's: a 429 becomes a RateLimitError, the rest AdapterErrors. */
+  const call = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
+    try {
+      return await request();
+    } catch (error) {
+      if (error instanceof GrammyError) {
+        if (error.error_code === 429) {
+          throw new RateLimitError(
+            (error.parameters.retry_after ?? 1) * 1000,
+            `telegram: ${error.description}`,
+            { cause: error },
+          );
+        }
+        throw new AdapterError(name, `telegram refused ${what}: ${error.description}`, {
+          remote: true,
+          cause: error,
+        });
+      }
+      if (error instanceof HttpError)
+        throw new AdapterError(name, `telegram unreachable (${what})`, { remote: false, cause: error });
+      throw error;
+    }
+  };
+  const isParseError = (error: unknown) =>
+    error instanceof AdapterError &&
+    error.cause instanceof GrammyError &&
+    /can't parse entities/.test(error.cause.description);
+
+  /** Sends `text` as HTML rendered from Markdown, falling back to plain text if Telegram rejects it. */
+  const withFormat = async <T>(
+    message: OutgoingMessage,
+    text: string,
+    send: (text: string, parseMode?: 'HTML') => Promise<T>,
+  ) => {
+    if (message.format !== 'markdown') return send(text);
+    try {
+      return await send(markdownToTelegramHtml(text), 'HTML');
+    } catch (error) {
+      if (!isParseError(error)) throw error;
+      host?.log.debug('HTML rejected, sending plain text', { error });
+      return send(text);
+    }
+  };
+
+  const target = (chat: ChatAddress, message: OutgoingMessage) => ({
+    ...(chat.threadId !== undefined && { message_thread_id: Number(chat.threadId) }),
+    ...(message.replyTo !== undefined && {
+      reply_parameters: { message_id: Number(message.replyTo), allow_sending_without_reply: true },
+    }),
+  });
+
+  const inputFile = (image: OutgoingImage, index: number): InputFile | string =>
+    'url' in image
+      ? image.url
+      : new InputFile(
+          image.data,
+          image.filename ?? `image-${index + 1}.${image.mimeType?.split('/')[1] ?? 'png'}`,
+        );
+
+  /**
+   * One API call per piece: photos in albums of 2-10 (a lone one as a photo), pictures over 10 MB
+   * as documents, and a caption over 1024 characters as its own text message after them.
+   */
+  function planSend(message: OutgoingMessage): OutgoingMessage[] {
+    const images = message.images ?? [];
+    if (images.length === 0) return [message];
+    const caption = message.text ?? '';
+    const fits = caption.length <= 1024;
+    const base = {
+      ...(message.replyTo !== undefined && { replyTo: message.replyTo }),
+      ...(message.format && { format: message.format }),
+    };
+    const photos = images.filter((image) => 'url' in image || image.data.length <= photoLimit);
+    const documents = images.filter((image) => !('url' in image) && image.data.length > photoLimit);
+    const parts: OutgoingMessage[] = [...albumChunks(photos), ...documents.map((document) => [document])].map(
+      (chunk) => ({
+        ...base,
+        images: chunk,
+      }),
+    );
+    if (caption && fits) parts[0] = { ...parts[0], text: caption };
+    if (caption && !fits)
+      parts.push({ ...base, text: caption, ...(message.buttons && { buttons: message.buttons }) });
+    return parts;
+  }
+
+  /** Sends one planned piece: a photo, a media group, a document. */
+  async function sendImages(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
+    const chatId = Number(chat.id);
+    const images = message.images ?? [];
+    const caption = message.text ? { caption: message.text } : {};
+    const first = images[0]!;
+    if (images.length === 1) {
+      const large = !('url' in first) && first.data.length > photoLimit;
+      const sent = large
+        ? await call('sendDocument', () =>
+            bot.api.sendDocument(chatId, inputFile(first, 0), { ...target(chat, message), ...caption }),
+          )
+        : await call('sendPhoto', () =>
+            bot.api.sendPhoto(chatId, inputFile(first, 0), { ...target(chat, message), ...caption }),
+          );
+      return { chat, ids: [String(sent.message_id)] };
+    }
+    const media: InputMediaPhoto[] = images.map((image, index) => ({
+      type: 'photo',
+      media: inputFile(image, index),
+      ...(index === 0 ? caption : {}),
+    }));
+    const sent = await call('sendMediaGroup', () =>
+      bot.api.sendMediaGroup(chatId, media, target(chat, message)),
+    );
+    return { chat, ids: sent.map((m) => String(m.message_id)) };
+  }
+
+  async function sendText(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
+    const sent: Message.TextMessage = await withFormat(message, message.text ?? '', (text, parseMode) =>
+      call('sendMessage', () =>
+        bot.api.sendMessage(Number(chat.id), text, {
+          ...target(chat, message),
+          ...(parseMode && { parse_mode: parseMode }),
+          ...(message.buttons?.length && { reply_markup: inlineKeyboard(message.buttons) }),
+          link_preview_options: { is_disabled: true },
+        }),
+      ),
+    );
+    return { chat, ids: [String(sent.message_id)] };
+  }
+
+  const adapter: Adapter = {
+    name,
+    platform: 'telegram',
+    commandPrefixes: ['/'],
+    limits: {
+      rate: {
+        perChat: { count: 1, periodMs: Math.ceil(1000 / config.rateLimits.perChatPerSecond) },
+        perGroup: { count: config.rateLimits.perGroupPerMinute, periodMs: 60_000 },
+        global: { count: config.rateLimits.globalPerSecond, periodMs: 1000 },
+      },
+      maxTextLength: 4096,
+      maxCaptionLength: 1024,
+    },
+
+    async start(h) {
+      host = h;
+      // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
+      // reach Telegram at start should say so.
+      const me = await call('getMe', () => bot.api.getMe());
+      bot.botInfo = me;
+      self = { id: String(me.id), username: me.username, name: me.first_name };
+      const updates: ('message' | 'channel_post' | 'callback_query')[] = [
+        'message',
+        'channel_post',
+        'callback_query',
+      ];
+      if (config.mode === 'webhook' && config.webhook) {
+        const hook = config.webhook;
+        const handle = webhookCallback(bot, 'http', {
+          ...(hook.secretToken && { secretToken: hook.secretToken }),
+        });
+        server = createServer((req, res) => {
+          if (req.method === 'POST' && req.url === hook.path) return void handle(req, res);
+          res.writeHead(404).end();
+        });
+        await new Promise<void>((resolve) => server!.listen(hook.port, hook.host, resolve));
+        await call('setWebhook', () =>
+          bot.api.setWebhook(hook.url, {
+            allowed_updates: updates,
+            drop_pending_updates: false,
+            ...(hook.secretToken && { secret_token: hook.secretToken }),
+          }),
+        );
+      } else {
+        polling = bot
+          .start({ drop_pending_updates: false, allowed_updates: updates })
+          .catch((error: unknown) => {
+            host?.log.error('telegram polling stopped', { error });
+          });
+      }
+      return self;
+    },
+
+    async stop() {
+      if (server) {
+        // Keep the webhook: Telegram holds updates for us until we are back.
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeAllConnections();
+      }
+      if (bot.isRunning())
+        await bot.stop().catch((error: unknown) => host?.log.warn('telegram stop failed', { error }));
+      await polling;
+    },
+
+    planSend,
+
+    async send(chat, message) {
+      const parts = planSend(message);
+      const ids: string[] = [];
+      for (const part of parts)
+        ids.push(...(await (part.images?.length ? sendImages(chat, part) : sendText(chat, part))).ids);
+      return { chat, ids };
+    },
+
+    async edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, _options: EditOptions) {
+      try {
+        await withFormat(message, message.text ?? '', (text, parseMode) =>
+          call('editMessageText', () =>
+            bot.api.editMessageText(Number(chat.id), Number(messageId), text, {
+              ...(parseMode && { parse_mode: parseMode }),
+              ...(message.buttons && { reply_markup: inlineKeyboard(message.buttons) }),
+              link_preview_options: { is_disabled: true },
+            }),
+          ),
+        );
+      } catch (error) {
+        if (error instanceof AdapterError && /message is not modified/.test(error.message)) return;
+        throw error;
+      }
+    },
+
+    async sendTyping(chat) {
+      await call('sendChatAction', () =>
+        bot.api.sendChatAction(
+          Number(chat.id),
+          'typing',
+          chat.threadId === undefined ? {} : { message_thread_id: Number(chat.threadId) },
+        ),
+      );
+    },
+
+    async sendDraft(chat, draftId, text) {
+      if (chat.kind !== 'private') return;
+      await call('sendMessageDraft', () =>
+        bot.api.sendMessageDraft(
+          Number(chat.id),
+          draftId,
+          text,
+          chat.threadId === undefined ? {} : { message_thread_id: Number(chat.threadId) },
+        ),
+      );
+    },
+
+    async registerCommands(commands: readonly CommandSpec[]) {
+      const list = commands.map((command) => ({
+        command: command.name,
+        description: (typeof command.description === 'string'
+          ? command.description
+          : (command.description.en ?? Object.values(command.description)[0] ?? command.name)
+        ).slice(0, 256),
+      }));
+      await call('setMyCommands', () => bot.api.setMyCommands(list));
+    },
+
+    async fetchImage(image: ImageRef, signal?: AbortSignal) {
+      const file = await call('getFile', () => bot.api.getFile(image.id));
+      if (!file.file_path)
+        throw new AdapterError(name, 'telegram gave no path for the file', { remote: true });
+      const response = await fetch(
+        `${config.apiRoot}/file/bot${config.token}/${file.file_path}`,
+        signal ? { signal } : {},
+      ).catch((error: unknown) => {
+        throw new AdapterError(name, 'telegram unreachable (file download)', { remote: false, cause: error });
+      });
+      if (!response.ok)
+        throw new AdapterError(name, `telegram refused the file download: HTTP ${response.status}`, {
+          remote: true,
+        });
+      return new Uint8Array(await response.arrayBuffer());
+    },
+  };
+  return adapter;
+}
+
+function readLastHandled(path: string): number {
+  try {
+    const value = (JSON.parse(readFileSync(path, 'utf8')) as { lastUpdateId?: unknown }).lastUpdateId;
+    return typeof value === 'number' ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function writeLastHandled(path: string, lastUpdateId: number): void {
+  // Write then rename, so a crash mid-write never leaves a torn file.
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(`${path}.tmp`, JSON.stringify({ lastUpdateId }));
+  renameSync(`${path}.tmp`, path);
+}
