@@ -2,11 +2,13 @@
 import { benchAsk } from './ask.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
+import { benchTelegram } from './telegram.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
   ['draw', benchDraw],
   ['ask', benchAsk],
+  ['tg', benchTelegram],
 ];
 
 const rows: (Row & { section: string })[] = [];

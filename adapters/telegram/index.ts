@@ -9,7 +9,8 @@
  * one that comes again after a crash is recognised.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, Agent as HttpAgent, type Server } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
@@ -88,7 +89,12 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     Object.fromEntries(Object.entries(options).filter(([key]) => key !== 'name')),
   );
   const name = options.name ?? 'telegram';
-  const bot = new Bot(config.token, { client: { apiRoot: config.apiRoot } });
+  // Keep connections open: a new TLS handshake per call would cost more than the call itself.
+  const AgentClass = config.apiRoot.startsWith('https:') ? HttpsAgent : HttpAgent;
+  const agent = new AgentClass({ keepAlive: true });
+  const bot = new Bot(config.token, {
+    client: { apiRoot: config.apiRoot, baseFetchConfig: { agent, compress: true } },
+  });
   const statePath = join(config.stateDir, `telegram-${name}.json`);
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
@@ -96,6 +102,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   let server: Server | undefined;
   let lastHandled = readLastHandled(statePath);
   const recent = new Set<number>();
+  // The mark is written once per batch of updates (grammY hands a batch over within one tick),
+  // not once per update: a file write costs more than handling a message.
+  let markPending = false;
+  const saveMark = () => {
+    if (!markPending) return;
+    markPending = false;
+    writeLastHandled(statePath, lastHandled);
+  };
 
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
@@ -128,7 +142,10 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       dispatch();
     } finally {
       lastHandled = Math.max(lastHandled, updateId);
-      writeLastHandled(statePath, lastHandled);
+      if (!markPending) {
+        markPending = true;
+        setImmediate(saveMark);
+      }
     }
   };
 
