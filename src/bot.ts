@@ -126,7 +126,10 @@ export class Bot {
     const configs = await this.#validatePlugins();
     for (const [index, entry] of this.#pluginEntries.entries())
       await this.#setup(entry.plugin, configs[index]);
-    const specs = this.commands().map((entry) => entry.spec);
+    const specs: CommandSpec[] = [
+      ...this.commands().map((entry) => entry.spec),
+      { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
+    ];
     for (const adapter of this.#adapters.values()) {
       const self = await adapter.start(this.#hostFor(adapter));
       this.#identities.set(adapter.name, self);
