@@ -37,7 +37,7 @@ interface Settlers<T> {
 
 interface ChatQueue {
   readonly chat: ChatAddress;
-  readonly operations: (Operation & { attempts: number; inFlight: boolean })[];
+  readonly operations: (Operation & { chat: ChatAddress; attempts: number; inFlight: boolean })[];
   readonly windows: Window[];
   pausedUntil: number;
   draining: boolean;
@@ -160,7 +160,8 @@ export class Outbox {
 
   #push(chat: ChatAddress, operation: Operation): void {
     const queue = this.#queue(chat);
-    queue.operations.push({ ...operation, attempts: 0, inFlight: false });
+    // Each operation keeps its own address: topics and threads share their chat's queue, not its address.
+    queue.operations.push({ ...operation, chat, attempts: 0, inFlight: false });
     if (!queue.draining) void this.#drain(queue);
   }
 
@@ -173,12 +174,12 @@ export class Outbox {
       op.inFlight = true;
       try {
         if (op.kind === 'send') {
-          const sent = await this.#adapter.send(queue.chat, op.message);
+          const sent = await this.#adapter.send(op.chat, op.message);
           this.stats.sent++;
           queue.operations.shift();
           for (const s of op.settle) s.resolve(sent);
         } else {
-          await this.#adapter.edit(queue.chat, op.messageId, op.message, { final: op.final });
+          await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
           this.stats.edited++;
           queue.operations.shift();
           for (const s of op.settle) s.resolve();

@@ -179,7 +179,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     content: message.text ?? '',
     allowed_mentions: noPings,
     ...(message.buttons && { components: components(message.buttons) }),
-    ...(files.length && { attachments: files.map((file, id) => ({ id, filename: file.name })) }),
+    ...(files.length && { attachments: files.map((file, id) => ({ id: String(id), filename: file.name })) }),
   });
   const filesOf = (images: readonly OutgoingImage[] = []) =>
     images.flatMap((image, index) =>

@@ -120,3 +120,20 @@ describe('Outbox', () => {
     expect(idle).toBe(true);
   });
 });
+
+describe('Outbox addresses', () => {
+  it('sends each operation to its own topic, though topics of one chat share a queue', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const general = chat('forum', 'group');
+    const topic = { ...general, threadId: '77' };
+    const sends = [outbox.send(general, { text: 'general' }), outbox.send(topic, { text: 'in topic' })];
+    await clock.tick(2000);
+    await Promise.all(sends);
+    expect(
+      adapter.calls.map((c) => [c.kind === 'send' ? c.message.text : '', c.chat.threadId, c.at]),
+    ).toEqual([
+      ['general', undefined, 0],
+      ['in topic', '77', 1000],
+    ]);
+  });
+});

@@ -357,7 +357,8 @@ export class FakeDiscord {
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
     };
     if (!url.pathname.startsWith('/api/v10/')) return json(404, { message: '404: Not Found', code: 0 });
-    const path = url.pathname.slice('/api/v10'.length);
+    // Clients encode '@' in '@original' as %40; Discord reads the decoded path.
+    const path = decodeURIComponent(url.pathname.slice('/api/v10'.length));
     const { body, files, contentType } = await this.#readBody(req);
     const recorded: DiscordRecorded = {
       method: req.method ?? 'GET',
