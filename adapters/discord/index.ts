@@ -7,6 +7,7 @@
  * anyone: every send and edit carries `allowed_mentions` with nothing allowed.
  */
 import { Client, Events, GatewayIntentBits, Partials, RESTEvents, Routes } from 'discord.js';
+import { fetch } from 'undici';
 import { z } from 'zod';
 import type { Adapter, AdapterHost } from '../../src/adapter.ts';
 import type { CommandSpec } from '../../src/commands.ts';
@@ -318,6 +319,15 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
 
     async sendTyping(chat) {
       await call('typing', () => client.rest.post(Routes.channelTyping(channelOf(chat))));
+    },
+
+    async fetchImage(image, signal) {
+      const url = image.url ?? image.id;
+      const response = await fetch(url, signal ? { signal } : {}).catch((error: unknown) => {
+        throw new AdapterError(name, 'discord unreachable (attachment download)', { remote: false, cause: error });
+      });
+      if (!response.ok) throw new AdapterError(name, `discord refused the attachment download: HTTP ${response.status}`, { remote: true });
+      return new Uint8Array(await response.arrayBuffer());
     },
 
     async registerCommands(commands: readonly CommandSpec[]) {
