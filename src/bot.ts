@@ -357,14 +357,7 @@ export class Bot {
       // `/name@otherbot` is for another bot, unless the command takes that word as a target.
       if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
       if (parsed.name === 'cancel') return this.#cancelCommand(message);
-      if (entry)
-        return this.#run(
-          entry.plugin,
-          entry.spec.name,
-          message,
-          { ...parsed, name: entry.spec.name },
-          entry.handler,
-        );
+      if (entry) return this.#runCommand(entry, message, parsed);
       if (message.chat.kind === 'private') {
         await this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
       }
@@ -372,14 +365,7 @@ export class Bot {
     }
     for (const [keyword, entry] of this.#keywords) {
       const match = matchKeyword(message.text, keyword);
-      if (match)
-        return this.#run(
-          entry.plugin,
-          entry.spec.name,
-          message,
-          { ...match, name: entry.spec.name },
-          entry.handler,
-        );
+      if (match) return this.#runCommand(entry, message, match);
     }
     for (const { plugin, matcher, handler } of this.#matchers) {
       if (matcher.test(message)) return this.#run(plugin, matcher.name, message, undefined, handler);
@@ -414,6 +400,17 @@ export class Bot {
       .get(message.chat.adapter)
       ?.send(message.chat, { text, replyTo: message.id })
       .catch((error: unknown) => this.log.warn('reply failed', { error }));
+  }
+
+  /** Runs a command's handler; the handler sees the command's own name, whatever alias was typed. */
+  #runCommand(entry: CommandEntry, message: IncomingMessage, parsed: ParsedCommand): Promise<void> {
+    return this.#run(
+      entry.plugin,
+      entry.spec.name,
+      message,
+      { ...parsed, name: entry.spec.name },
+      entry.handler,
+    );
   }
 
   #run(

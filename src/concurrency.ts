@@ -123,6 +123,22 @@ class Fifo<T> {
   }
 }
 
+/** Lets a generator sleep until something happens: `wait()` resolves at the next `ring()`. */
+class Doorbell {
+  #ring: (() => void) | undefined;
+
+  ring(): void {
+    this.#ring?.();
+  }
+
+  async wait(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#ring = resolve;
+    });
+    this.#ring = undefined;
+  }
+}
+
 function start<T>(task: Task<T>, signal: AbortSignal): Promise<T> {
   try {
     return Promise.resolve(typeof task === 'function' ? task(signal) : task);
@@ -168,7 +184,7 @@ async function* settleInOrder<K, T>(
   const { signal } = run.controller;
   const ready = new Fifo<Settled<K, T>>();
   const unsettled = new Set<K>(entries.map(([key]) => key));
-  let wake: (() => void) | undefined;
+  const bell = new Doorbell();
   let next = 0;
   let running = 0;
 
@@ -178,7 +194,7 @@ async function* settleInOrder<K, T>(
     unsettled.delete(result.key);
     ready.push(result);
     fill();
-    wake?.();
+    bell.ring();
   };
   const fill = () => {
     while (running < limit && next < entries.length && !signal.aborted) {
@@ -190,7 +206,7 @@ async function* settleInOrder<K, T>(
       );
     }
   };
-  const onAbort = () => wake?.();
+  const onAbort = () => bell.ring();
   signal.addEventListener('abort', onAbort);
 
   try {
@@ -209,10 +225,7 @@ async function* settleInOrder<K, T>(
         }
         return;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = undefined;
+      await bell.wait();
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
@@ -277,7 +290,7 @@ async function* mergeInOrder<K, T>(
   const { signal } = run.controller;
   const ready = new Fifo<StreamEvent<K, T>>();
   const open = new Map<K, AsyncIterator<T>>();
-  let wake: (() => void) | undefined;
+  const bell = new Doorbell();
 
   const pull = (key: K, iterator: AsyncIterator<T>) => {
     let step: Promise<IteratorResult<T>>;
@@ -293,17 +306,17 @@ async function* mergeInOrder<K, T>(
           open.delete(key);
           ready.push({ key, type: 'end' });
         } else ready.push({ key, type: 'value', value: result.value });
-        wake?.();
+        bell.ring();
       },
       (error: unknown) => {
         if (signal.aborted || !open.has(key)) return;
         open.delete(key);
         ready.push({ key, type: 'error', error });
-        wake?.();
+        bell.ring();
       },
     );
   };
-  const onAbort = () => wake?.();
+  const onAbort = () => bell.ring();
   signal.addEventListener('abort', onAbort);
 
   try {
@@ -332,10 +345,7 @@ async function* mergeInOrder<K, T>(
         for (const key of keys) yield { key, type: 'error', error: signal.reason };
         return;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = undefined;
+      await bell.wait();
     }
   } finally {
     signal.removeEventListener('abort', onAbort);

@@ -324,9 +324,15 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     async fetchImage(image, signal) {
       const url = image.url ?? image.id;
       const response = await fetch(url, signal ? { signal } : {}).catch((error: unknown) => {
-        throw new AdapterError(name, 'discord unreachable (attachment download)', { remote: false, cause: error });
+        throw new AdapterError(name, 'discord unreachable (attachment download)', {
+          remote: false,
+          cause: error,
+        });
       });
-      if (!response.ok) throw new AdapterError(name, `discord refused the attachment download: HTTP ${response.status}`, { remote: true });
+      if (!response.ok)
+        throw new AdapterError(name, `discord refused the attachment download: HTTP ${response.status}`, {
+          remote: true,
+        });
       return new Uint8Array(await response.arrayBuffer());
     },
 

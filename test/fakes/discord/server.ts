@@ -225,58 +225,46 @@ export class FakeDiscord {
     name: string,
     options: Record<string, string> = {},
   ): string {
-    const id = snowflake();
-    const token = `itoken-${id}`;
-    this.interactions.set(id, { token, acked: false, createdAt: Date.now(), channelId: channel.id });
-    this.#dispatch('INTERACTION_CREATE', {
-      id,
-      application_id: this.application.id,
-      type: 2,
-      token,
-      version: 1,
+    return this.#interaction(channel, user, 2, {
       data: {
         id: snowflake(),
         name,
         type: 1,
         options: Object.entries(options).map(([key, value]) => ({ name: key, type: 3, value })),
       },
-      channel_id: channel.id,
-      channel: this.#channelJson(channel),
-      locale: 'en-US',
-      app_permissions: '2248473465835073',
-      entitlements: [],
-      authorizing_integration_owners: { '0': this.guild.id },
-      context: channel.guild_id ? 0 : 1,
-      ...(channel.guild_id
-        ? { guild_id: channel.guild_id, guild_locale: 'en-US', member: this.#member(user) }
-        : { user: this.#userJson(user) }),
     });
-    return id;
   }
 
   /** A user presses a button under a bot message. Returns the interaction id. */
   userPresses(channel: FakeChannel, user: FakeDiscordUser, messageId: string, customId: string): string {
     const message = this.channelMessages(channel.id).find((m) => m.id === messageId);
+    return this.#interaction(channel, user, 3, {
+      data: { custom_id: customId, component_type: 2 },
+      ...(message && { message: this.#messageJson(message) }),
+    });
+  }
+
+  /** Dispatches an INTERACTION_CREATE of `type` and remembers its token for the callback. */
+  #interaction(channel: FakeChannel, user: FakeDiscordUser, type: number, fields: Json): string {
     const id = snowflake();
     const token = `itoken-${id}`;
     this.interactions.set(id, { token, acked: false, createdAt: Date.now(), channelId: channel.id });
     this.#dispatch('INTERACTION_CREATE', {
       id,
       application_id: this.application.id,
-      type: 3,
+      type,
       token,
       version: 1,
-      data: { custom_id: customId, component_type: 2 },
-      message: message ? this.#messageJson(message) : undefined,
+      ...fields,
       channel_id: channel.id,
       channel: this.#channelJson(channel),
       locale: 'en-US',
       app_permissions: '2248473465835073',
       entitlements: [],
-      authorizing_integration_owners: {},
+      authorizing_integration_owners: channel.guild_id ? { '0': this.guild.id } : {},
       context: channel.guild_id ? 0 : 1,
       ...(channel.guild_id
-        ? { guild_id: channel.guild_id, member: this.#member(user) }
+        ? { guild_id: channel.guild_id, guild_locale: 'en-US', member: this.#member(user) }
         : { user: this.#userJson(user) }),
     });
     return id;
