@@ -8,28 +8,18 @@
 import type { Adapter, AdapterHost } from './adapter.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
-import {
-  type CommandSpec,
-  isCommandName,
-  matchKeyword,
-  type ParsedCommand,
-  parseCommand,
-} from './commands.ts';
+import { type CommandSpec, matchKeyword, type ParsedCommand, parseCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { type CommandEntry, type PluginEntry, PluginHost } from './host.ts';
 import { HttpClient } from './http.ts';
 import { Translator } from './i18n.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
 import { Outbox } from './outbox.ts';
-import type { ButtonHandler, CommandHandler, MessageMatcher, Plugin, PluginContext } from './plugin.ts';
-import { validateConfig } from './plugin.ts';
+import type { CommandHandler } from './plugin.ts';
 
-/** A plugin and its (not yet validated) config section. */
-export interface PluginEntry {
-  readonly plugin: Plugin<unknown>;
-  readonly config?: unknown;
-}
+export type { PluginEntry } from './host.ts';
 
 /** Options of {@link createBot}. */
 export interface BotOptions {
@@ -51,17 +41,6 @@ interface Job {
   readonly controller: AbortController;
 }
 
-interface CommandEntry {
-  readonly plugin: string;
-  readonly spec: CommandSpec;
-  readonly handler: CommandHandler;
-}
-
-interface LoadedPlugin {
-  readonly name: string;
-  readonly disposers: (() => void | Promise<void>)[];
-}
-
 /** The name of the core's own button action that cancels the presser's jobs. */
 export const cancelAction = 'chorus:cancel';
 
@@ -78,13 +57,9 @@ export class Bot {
   readonly #adapters = new Map<string, Adapter>();
   readonly #outboxes = new Map<string, Outbox>();
   readonly #identities = new Map<string, BotIdentity>();
-  readonly #commands = new Map<string, CommandEntry>();
-  readonly #keywords = new Map<string, CommandEntry>();
-  readonly #matchers: { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] = [];
-  readonly #buttons = new Map<string, ButtonHandler>();
+  readonly #host: PluginHost;
   readonly #jobs = new Map<string, Job>();
   readonly #running = new Set<Promise<void>>();
-  readonly #plugins: LoadedPlugin[] = [];
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -105,6 +80,19 @@ export class Bot {
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
     this.bus = new EventBus(this.log.child('bus'));
+    this.#host = new PluginHost({
+      bus: this.bus,
+      log: this.log,
+      clock: this.clock,
+      http: this.http,
+      translator: this.translator,
+      locale: this.locale,
+      cancelButton: (label) => ({
+        label: label ?? this.translator.t(this.locale, 'button.cancel'),
+        action: cancelAction,
+        style: 'danger',
+      }),
+    });
     for (const adapter of options.adapters) {
       if (this.#adapters.has(adapter.name))
         throw new ConfigError([`adapters.${adapter.name}: defined twice`]);
@@ -123,9 +111,7 @@ export class Bot {
     if (this.#state !== 'new')
       throw new ChorusError('BOT_STATE', `cannot start a bot that is ${this.#state}`);
     this.#state = 'starting';
-    const configs = await this.#validatePlugins();
-    for (const [index, entry] of this.#pluginEntries.entries())
-      await this.#setup(entry.plugin, configs[index]);
+    await this.#host.start(this.#pluginEntries);
     const specs: CommandSpec[] = [
       ...this.commands().map((entry) => entry.spec),
       { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
@@ -163,7 +149,7 @@ export class Bot {
 
   /** Every registered command, with its plugin. */
   commands(): readonly { readonly plugin: string; readonly spec: CommandSpec }[] {
-    return [...new Set(this.#commands.values())].map(({ plugin, spec }) => ({ plugin, spec }));
+    return this.#host.commands();
   }
 
   /** The bot's identity on an adapter, once started. */
@@ -207,7 +193,7 @@ export class Bot {
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
     await this.#bounded(Promise.all([...this.#outboxes.values()].map((outbox) => outbox.idle())), 'outboxes');
-    for (const plugin of this.#plugins.splice(0).reverse()) await this.#dispose(plugin);
+    await this.#host.stop();
     for (const adapter of this.#adapters.values()) {
       await adapter
         .stop()
@@ -240,107 +226,6 @@ export class Bot {
     };
   }
 
-  async #validatePlugins(): Promise<unknown[]> {
-    const issues: string[] = [];
-    const values: unknown[] = [];
-    const names = new Set<string>();
-    for (const { plugin, config } of this.#pluginEntries) {
-      if (names.has(plugin.name)) issues.push(`plugins.${plugin.name}: loaded twice`);
-      names.add(plugin.name);
-      try {
-        values.push(await validateConfig(plugin.config, config, `plugins.${plugin.name}`));
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        issues.push(...error.issues);
-      }
-    }
-    if (issues.length > 0) throw new ConfigError(issues);
-    return values;
-  }
-
-  async #setup(plugin: Plugin<unknown>, config: unknown): Promise<void> {
-    const loaded: LoadedPlugin = { name: plugin.name, disposers: [] };
-    this.#plugins.push(loaded);
-    const track = (undo: () => void) => {
-      loaded.disposers.push(undo);
-      return undo;
-    };
-    const ctx: PluginContext = {
-      name: plugin.name,
-      log: this.log.child(plugin.name),
-      clock: this.clock,
-      http: this.http,
-      command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
-      match: (matcher, handler) => {
-        const entry = { plugin: plugin.name, matcher, handler };
-        this.#matchers.push(entry);
-        return track(() => {
-          const index = this.#matchers.indexOf(entry);
-          if (index >= 0) this.#matchers.splice(index, 1);
-        });
-      },
-      on: (event, listener) => track(this.bus.on(event, listener)),
-      emit: (event, payload) => this.bus.emit(event, payload),
-      button: (action, handler) => {
-        const key = `${plugin.name}:${action}`;
-        if (this.#buttons.has(key))
-          throw new ChorusError('BUTTON_CONFLICT', `button ${key} is registered twice`);
-        this.#buttons.set(key, handler);
-        return track(() => this.#buttons.delete(key));
-      },
-      cancelButton: (label) => ({
-        label: label ?? this.translator.t(this.locale, 'button.cancel'),
-        action: cancelAction,
-        style: 'danger',
-      }),
-      strings: (tables) => {
-        for (const [locale, strings] of Object.entries(tables)) track(this.translator.add(locale, strings));
-      },
-      onDispose: (dispose) => {
-        loaded.disposers.push(dispose);
-      },
-      commands: () => this.commands(),
-    };
-    await plugin.setup(ctx, config);
-    this.log.debug('plugin ready', { plugin: plugin.name });
-  }
-
-  async #dispose(plugin: LoadedPlugin): Promise<void> {
-    for (const dispose of plugin.disposers.splice(0).reverse()) {
-      try {
-        await dispose();
-      } catch (error) {
-        this.log.warn('plugin dispose failed', { plugin: plugin.name, error });
-      }
-    }
-  }
-
-  #addCommand(entry: CommandEntry): () => void {
-    const { spec } = entry;
-    const names = [spec.name, ...(spec.aliases ?? [])];
-    for (const name of names) {
-      if (!isCommandName(name)) {
-        throw new TypeError(
-          `command name "${name}" must be 1-32 characters of a-z, 0-9 and _ (plugin ${entry.plugin})`,
-        );
-      }
-      if (name === 'cancel' || this.#commands.has(name)) {
-        const owner = name === 'cancel' ? 'the core' : this.#commands.get(name)!.plugin;
-        throw new ChorusError(
-          'COMMAND_CONFLICT',
-          `command /${name} of plugin ${entry.plugin} is taken by ${owner}`,
-        );
-      }
-    }
-    for (const name of names) this.#commands.set(name, entry);
-    for (const keyword of spec.keywords ?? []) this.#keywords.set(keyword, entry);
-    return () => {
-      for (const name of names) if (this.#commands.get(name) === entry) this.#commands.delete(name);
-      for (const keyword of spec.keywords ?? [])
-        if (this.#keywords.get(keyword) === entry) this.#keywords.delete(keyword);
-    };
-  }
-
   async #route(message: IncomingMessage): Promise<void> {
     if (this.#state !== 'running' || message.sender.isBot) return;
     const adapter = this.#adapters.get(message.chat.adapter);
@@ -353,7 +238,7 @@ export class Bot {
       botUsername: this.#identities.get(adapter.name)?.username,
     });
     if (parsed) {
-      const entry = this.#commands.get(parsed.name);
+      const entry = this.#host.command(parsed.name);
       // `/name@otherbot` is for another bot, unless the command takes that word as a target.
       if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
       if (parsed.name === 'cancel') return this.#cancelCommand(message);
@@ -363,11 +248,11 @@ export class Bot {
       }
       return;
     }
-    for (const [keyword, entry] of this.#keywords) {
+    for (const [keyword, entry] of this.#host.keywords()) {
       const match = matchKeyword(message.text, keyword);
       if (match) return this.#runCommand(entry, message, match);
     }
-    for (const { plugin, matcher, handler } of this.#matchers) {
+    for (const { plugin, matcher, handler } of this.#host.matchers()) {
       if (matcher.test(message)) return this.#run(plugin, matcher.name, message, undefined, handler);
     }
   }
@@ -387,7 +272,7 @@ export class Bot {
       this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
       return;
     }
-    const handler = this.#buttons.get(press.action);
+    const handler = this.#host.button(press.action);
     if (!handler) {
       this.log.debug('button with no handler', { action: press.action });
       return;

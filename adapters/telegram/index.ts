@@ -8,7 +8,6 @@
  * only after it has been handed to the bus, and the last handled update id is kept on disk, so
  * one that comes again after a crash is recognised.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent, type Server } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
@@ -16,7 +15,6 @@ import { autoRetry } from '@grammyjs/auto-retry';
 import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
 import type { InputMediaPhoto, Message } from 'grammy/types';
 import { fetch } from 'undici';
-import { z } from 'zod';
 import type { Adapter, AdapterHost, EditOptions } from '../../src/adapter.ts';
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
@@ -29,57 +27,12 @@ import type {
   OutgoingMessage,
   SentMessage,
 } from '../../src/message.ts';
+import { type TelegramAdapterOptions, telegramConfig } from './config.ts';
 import { markdownToTelegramHtml } from './markdown.ts';
 import { albumChunks, inlineKeyboard, normalizeCallback, normalizeMessage } from './normalize.ts';
+import { readLastHandled, writeLastHandled } from './state.ts';
 
-const id = z.union([z.string(), z.number()]).transform(String);
-
-/** The `adapters.telegram` config section. */
-export const telegramConfig = z
-  .strictObject({
-    token: z.string().regex(/^\d+:[\w-]{20,}$/, 'a bot token like 123456789:AAH... (from @BotFather)'),
-    /** A self-hosted Bot API server. */
-    apiRoot: z.url().default('https://api.telegram.org'),
-    mode: z.enum(['polling', 'webhook']).default('polling'),
-    webhook: z
-      .strictObject({
-        /** The public URL Telegram posts to. */
-        url: z.url(),
-        /** Where the local server listens. */
-        host: z.string().default('0.0.0.0'),
-        port: z.number().int().min(0).max(65535).default(8443),
-        path: z.string().startsWith('/').default('/telegram'),
-        secretToken: z
-          .string()
-          .regex(/^[\w-]{1,256}$/, '1-256 of A-Z, a-z, 0-9, _ and -')
-          .optional(),
-      })
-      .optional(),
-    /** Only these chats (ids) are served, when set. */
-    allowedChats: z.array(id).optional(),
-    /** Only these users (ids) are served, when set. */
-    allowedUsers: z.array(id).optional(),
-    rateLimits: z
-      .strictObject({
-        perChatPerSecond: z.number().positive().default(1),
-        perGroupPerMinute: z.number().int().positive().default(20),
-        globalPerSecond: z.number().int().positive().default(30),
-      })
-      .default({ perChatPerSecond: 1, perGroupPerMinute: 20, globalPerSecond: 30 }),
-    /** How often a request refused with 429 is retried inside grammY before the outbox takes over. */
-    maxRetries: z.number().int().nonnegative().default(3),
-    /** Where the last handled update id is kept. */
-    stateDir: z.string().default('.chorus'),
-  })
-  .refine((c) => c.mode !== 'webhook' || c.webhook, {
-    message: 'mode webhook needs a webhook: { url, port, path } section',
-    path: ['webhook'],
-  });
-
-export type TelegramConfig = z.output<typeof telegramConfig>;
-
-/** Options of {@link createTelegramAdapter}: the config section plus the instance name. */
-export type TelegramAdapterOptions = z.input<typeof telegramConfig> & { readonly name?: string };
+export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
 const photoLimit = 10 * 1024 * 1024;
 
@@ -443,20 +396,4 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     },
   };
   return adapter;
-}
-
-function readLastHandled(path: string): number {
-  try {
-    const value = (JSON.parse(readFileSync(path, 'utf8')) as { lastUpdateId?: unknown }).lastUpdateId;
-    return typeof value === 'number' ? value : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function writeLastHandled(path: string, lastUpdateId: number): void {
-  // Write then rename, so a crash mid-write never leaves a torn file.
-  mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(`${path}.tmp`, JSON.stringify({ lastUpdateId }));
-  renameSync(`${path}.tmp`, path);
 }

@@ -1,0 +1,51 @@
+/** The `adapters.telegram` config section. */
+import { z } from 'zod';
+
+const id = z.union([z.string(), z.number()]).transform(String);
+
+/** The `adapters.telegram` config section. */
+export const telegramConfig = z
+  .strictObject({
+    token: z.string().regex(/^\d+:[\w-]{20,}$/, 'a bot token like 123456789:AAH... (from @BotFather)'),
+    /** A self-hosted Bot API server. */
+    apiRoot: z.url().default('https://api.telegram.org'),
+    mode: z.enum(['polling', 'webhook']).default('polling'),
+    webhook: z
+      .strictObject({
+        /** The public URL Telegram posts to. */
+        url: z.url(),
+        /** Where the local server listens. */
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8443),
+        path: z.string().startsWith('/').default('/telegram'),
+        secretToken: z
+          .string()
+          .regex(/^[\w-]{1,256}$/, '1-256 of A-Z, a-z, 0-9, _ and -')
+          .optional(),
+      })
+      .optional(),
+    /** Only these chats (ids) are served, when set. */
+    allowedChats: z.array(id).optional(),
+    /** Only these users (ids) are served, when set. */
+    allowedUsers: z.array(id).optional(),
+    rateLimits: z
+      .strictObject({
+        perChatPerSecond: z.number().positive().default(1),
+        perGroupPerMinute: z.number().int().positive().default(20),
+        globalPerSecond: z.number().int().positive().default(30),
+      })
+      .default({ perChatPerSecond: 1, perGroupPerMinute: 20, globalPerSecond: 30 }),
+    /** How often a request refused with 429 is retried inside grammY before the outbox takes over. */
+    maxRetries: z.number().int().nonnegative().default(3),
+    /** Where the last handled update id is kept. */
+    stateDir: z.string().default('.chorus'),
+  })
+  .refine((c) => c.mode !== 'webhook' || c.webhook, {
+    message: 'mode webhook needs a webhook: { url, port, path } section',
+    path: ['webhook'],
+  });
+
+export type TelegramConfig = z.output<typeof telegramConfig>;
+
+/** Options of {@link createTelegramAdapter}: the config section plus the instance name. */
+export type TelegramAdapterOptions = z.input<typeof telegramConfig> & { readonly name?: string };

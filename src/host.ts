@@ -1,0 +1,190 @@
+/**
+ * The plugin host: validates each plugin's config, runs `setup` with a `PluginContext`, keeps what
+ * plugins register (commands, keyword triggers, matchers, buttons, bus listeners, strings), and
+ * undoes all of it when the plugins stop. The bot asks it what handles a message.
+ */
+import type { EventBus } from './bus.ts';
+import type { Clock } from './clock.ts';
+import { type CommandSpec, isCommandName } from './commands.ts';
+import { ChorusError, ConfigError } from './errors.ts';
+import type { HttpClient } from './http.ts';
+import type { Translator } from './i18n.ts';
+import type { Logger } from './logger.ts';
+import type { Button } from './message.ts';
+import {
+  type ButtonHandler,
+  type CommandHandler,
+  type MessageMatcher,
+  type Plugin,
+  type PluginContext,
+  validateConfig,
+} from './plugin.ts';
+
+/** A plugin and its (not yet validated) config section. */
+export interface PluginEntry {
+  readonly plugin: Plugin<unknown>;
+  readonly config?: unknown;
+}
+
+/** A registered command. */
+export interface CommandEntry {
+  readonly plugin: string;
+  readonly spec: CommandSpec;
+  readonly handler: CommandHandler;
+}
+
+/** What the host gives plugins. */
+export interface HostServices {
+  readonly bus: EventBus;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly http: HttpClient;
+  readonly translator: Translator;
+  readonly locale: string;
+  /** The button that cancels the presser's jobs. */
+  readonly cancelButton: (label?: string) => Button;
+}
+
+interface LoadedPlugin {
+  readonly name: string;
+  readonly disposers: (() => void | Promise<void>)[];
+}
+
+export class PluginHost {
+  readonly #services: HostServices;
+  readonly #commands = new Map<string, CommandEntry>();
+  readonly #keywords = new Map<string, CommandEntry>();
+  readonly #matchers: { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] = [];
+  readonly #buttons = new Map<string, ButtonHandler>();
+  readonly #plugins: LoadedPlugin[] = [];
+
+  constructor(services: HostServices) {
+    this.#services = services;
+  }
+
+  /** Validates every plugin's config first, then sets them up in order. One ConfigError lists every problem. */
+  async start(entries: readonly PluginEntry[]): Promise<void> {
+    const issues: string[] = [];
+    const configs: unknown[] = [];
+    const names = new Set<string>();
+    for (const { plugin, config } of entries) {
+      if (names.has(plugin.name)) issues.push(`plugins.${plugin.name}: loaded twice`);
+      names.add(plugin.name);
+      try {
+        configs.push(await validateConfig(plugin.config, config, `plugins.${plugin.name}`));
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        issues.push(...error.issues);
+      }
+    }
+    if (issues.length > 0) throw new ConfigError(issues);
+    for (const [index, entry] of entries.entries()) await this.#setup(entry.plugin, configs[index]);
+  }
+
+  /** Stops the plugins, last first, undoing everything each registered. */
+  async stop(): Promise<void> {
+    for (const plugin of this.#plugins.splice(0).reverse()) {
+      for (const dispose of plugin.disposers.splice(0).reverse()) {
+        try {
+          await dispose();
+        } catch (error) {
+          this.#services.log.warn('plugin dispose failed', { plugin: plugin.name, error });
+        }
+      }
+    }
+  }
+
+  /** The command registered under `name` (or an alias). */
+  command(name: string): CommandEntry | undefined {
+    return this.#commands.get(name);
+  }
+
+  /** Keyword triggers with their commands. */
+  keywords(): IterableIterator<[string, CommandEntry]> {
+    return this.#keywords.entries();
+  }
+
+  /** Matchers in registration order. */
+  matchers(): readonly { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] {
+    return this.#matchers;
+  }
+
+  button(action: string): ButtonHandler | undefined {
+    return this.#buttons.get(action);
+  }
+
+  /** Every command, once each, with its plugin. */
+  commands(): readonly { readonly plugin: string; readonly spec: CommandSpec }[] {
+    return [...new Set(this.#commands.values())].map(({ plugin, spec }) => ({ plugin, spec }));
+  }
+
+  async #setup(plugin: Plugin<unknown>, config: unknown): Promise<void> {
+    const { bus, translator } = this.#services;
+    const loaded: LoadedPlugin = { name: plugin.name, disposers: [] };
+    this.#plugins.push(loaded);
+    const track = (undo: () => void) => {
+      loaded.disposers.push(undo);
+      return undo;
+    };
+    const ctx: PluginContext = {
+      name: plugin.name,
+      log: this.#services.log.child(plugin.name),
+      clock: this.#services.clock,
+      http: this.#services.http,
+      command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
+      match: (matcher, handler) => {
+        const entry = { plugin: plugin.name, matcher, handler };
+        this.#matchers.push(entry);
+        return track(() => {
+          const index = this.#matchers.indexOf(entry);
+          if (index >= 0) this.#matchers.splice(index, 1);
+        });
+      },
+      on: (event, listener) => track(bus.on(event, listener)),
+      emit: (event, payload) => bus.emit(event, payload),
+      button: (action, handler) => {
+        const key = `${plugin.name}:${action}`;
+        if (this.#buttons.has(key))
+          throw new ChorusError('BUTTON_CONFLICT', `button ${key} is registered twice`);
+        this.#buttons.set(key, handler);
+        return track(() => this.#buttons.delete(key));
+      },
+      cancelButton: this.#services.cancelButton,
+      strings: (tables) => {
+        for (const [locale, strings] of Object.entries(tables)) track(translator.add(locale, strings));
+      },
+      onDispose: (dispose) => {
+        loaded.disposers.push(dispose);
+      },
+      commands: () => this.commands(),
+    };
+    await plugin.setup(ctx, config);
+    this.#services.log.debug('plugin ready', { plugin: plugin.name });
+  }
+
+  #addCommand(entry: CommandEntry): () => void {
+    const { spec } = entry;
+    const names = [spec.name, ...(spec.aliases ?? [])];
+    for (const name of names) {
+      if (!isCommandName(name)) {
+        throw new TypeError(
+          `command name "${name}" must be 1-32 characters of a-z, 0-9 and _ (plugin ${entry.plugin})`,
+        );
+      }
+      if (name === 'cancel' || this.#commands.has(name)) {
+        const owner = name === 'cancel' ? 'the core' : this.#commands.get(name)!.plugin;
+        throw new ChorusError(
+          'COMMAND_CONFLICT',
+          `command /${name} of plugin ${entry.plugin} is taken by ${owner}`,
+        );
+      }
+    }
+    for (const name of names) this.#commands.set(name, entry);
+    for (const keyword of spec.keywords ?? []) this.#keywords.set(keyword, entry);
+    return () => {
+      for (const name of names) if (this.#commands.get(name) === entry) this.#commands.delete(name);
+      for (const keyword of spec.keywords ?? [])
+        if (this.#keywords.get(keyword) === entry) this.#keywords.delete(keyword);
+    };
+  }
+}
