@@ -123,6 +123,9 @@ async function loadPlugin(name: string): Promise<Plugin<unknown>> {
   return plugin;
 }
 
+// One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
+const redactor = new Redactor();
+
 async function main(argv: readonly string[]): Promise<number> {
   const configIndex = argv.indexOf('--config');
   if (argv.includes('--help')) {
@@ -132,7 +135,6 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (configIndex >= 0 && !argv[configIndex + 1]) throw new ConfigError(['--config needs a file name']);
-  const redactor = new Redactor();
   const { config, path } = await loadConfig({
     path: configIndex >= 0 ? argv[configIndex + 1] : undefined,
     fallback: embeddedConfig,
@@ -159,7 +161,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (pluginIssues.length > 0) throw new ConfigError(pluginIssues);
 
   const http = new HttpClient({
-    proxy: config.http.proxy ?? process.env.HTTPS_PROXY ?? process.env.HTTP_PROXY,
+    proxy: config.http.proxy, // unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment
     connectTimeoutMs: config.http.connectTimeoutMs,
     firstByteTimeoutMs: config.http.firstByteTimeoutMs,
     idleTimeoutMs: config.http.idleTimeoutMs,
@@ -187,9 +189,9 @@ main(process.argv.slice(2)).then(
     process.stdout.write('', () => process.exit(code));
   },
   (error: unknown) => {
-    const redactor = new Redactor();
     if (error instanceof ConfigError) {
-      for (const issue of error.issues) process.stderr.write(`chorus: config error: ${issue}\n`);
+      for (const issue of error.issues)
+        process.stderr.write(`chorus: config error: ${redactor.redact(issue)}\n`);
       process.exit(2);
     }
     const text =

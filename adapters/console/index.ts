@@ -80,10 +80,9 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
         continue;
       }
       await mkdir(imageDir, { recursive: true });
-      const file = join(
-        imageDir,
-        image.filename ?? `image-${now()}-${++imageCount}.${imageExtension(image.data, image.mimeType)}`,
-      );
+      // Unique names: a later draw must not overwrite the pictures of an earlier one.
+      const base = image.filename ?? `image.${imageExtension(image.data, image.mimeType)}`;
+      const file = join(imageDir, `${now()}-${++imageCount}-${base}`);
       await writeFile(file, image.data);
       paths.push(file);
     }

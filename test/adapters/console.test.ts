@@ -17,9 +17,15 @@ const plugin = definePlugin({
   setup(ctx) {
     ctx.command({ name: 'echo', description: 'Echo' }, (c) => c.reply(c.command!.args).then(() => {}));
     ctx.command({ name: 'pics', description: 'Two images' }, async (c) => {
-      await c.replyImages([{ data: png }, { data: png, mimeType: 'image/png' }], {
-        caption: 'demo: 2 images',
-      });
+      await c.replyImages(
+        [
+          { data: png, filename: 'pic.png' },
+          { data: png, mimeType: 'image/png' },
+        ],
+        {
+          caption: 'demo: 2 images',
+        },
+      );
     });
     ctx.command({ name: 'work', description: 'A job that takes a while' }, async (c) => {
       const status = await c.status('working...');
@@ -105,5 +111,20 @@ describe('console adapter', () => {
     expect(imageExtension(png)).toBe('png');
     expect(imageExtension(new Uint8Array([0xff, 0xd8, 0xff]))).toBe('jpg');
     expect(imageExtension(new Uint8Array([1, 2]), 'image/webp')).toBe('webp');
+  });
+});
+
+describe('console images', () => {
+  it('never overwrites the pictures of an earlier message', async () => {
+    const { input, bot, printed } = setup(false);
+    await bot.start();
+    input.write('/pics\n/pics\n');
+    input.end();
+    await bot.stopped;
+    const paths = printed()
+      .split('\n')
+      .filter((line) => line.startsWith('  [image] '));
+    expect(paths).toHaveLength(4);
+    expect(new Set(paths).size).toBe(4);
   });
 });
