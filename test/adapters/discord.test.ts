@@ -86,14 +86,21 @@ const botMessages = (fake: FakeDiscord, channelId: string) =>
   fake.channelMessages(channelId).filter((m) => m.author.id === fake.bot.id);
 
 describe('discord adapter with the real discord.js client', () => {
-  it('registers slash commands once, with options, and asks for the Message Content intent', async () => {
-    const fake = await new FakeDiscord().start();
+  it('registers slash commands once, with options, asks for the Message Content intent, and keeps its heartbeat', async () => {
+    const fake = await new FakeDiscord({ heartbeatIntervalMs: 200 }).start();
     cleanups.push(() => fake.close());
     const first = await start({ fake });
     expect(fake.commands.global.map((c) => c.name).sort()).toEqual(['cancel', 'echo']);
     expect(fake.commands.global.find((c) => c.name === 'echo')!.options).toEqual([
       { type: 3, name: 'text', description: 'What to say', required: true },
     ]);
+    const messageContent = 1 << 15;
+    expect(fake.intents & messageContent).toBe(messageContent);
+    await eventually(
+      () => fake.heartbeats,
+      (n) => n >= 2,
+      'two heartbeats',
+    );
     await first.stop();
     await start({ fake });
     expect(fake.calls('PUT', /commands$/)).toHaveLength(1);
@@ -274,6 +281,34 @@ describe('discord adapter with the real discord.js client', () => {
       'the press',
     );
     expect(pressed).toEqual([ann.id]);
+  });
+});
+
+describe('the Discord fake, as a client without the Message Content intent sees it', () => {
+  it('withholds guild message text unless the bot is mentioned, and never in DMs', async () => {
+    const { Client, Events, GatewayIntentBits, Partials } = await import('discord.js');
+    const fake = await new FakeDiscord().start();
+    cleanups.push(() => fake.close());
+    const client = new Client({
+      intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.DirectMessages],
+      partials: [Partials.Channel],
+      rest: { api: `${fake.url}/api` },
+    });
+    cleanups.push(() => client.destroy());
+    const seen: string[] = [];
+    client.on(Events.MessageCreate, (message) => void seen.push(message.content));
+    const ready = new Promise((resolve) => client.once(Events.ClientReady, resolve));
+    await client.login(fake.token);
+    await ready;
+    fake.userSays(fake.general, ann, 'hidden');
+    fake.userSays(fake.general, ann, '<@900000000000000900> shown', { mentionsBot: true });
+    fake.userSays(fake.dm(ann), ann, 'shown in a DM');
+    await eventually(
+      () => seen.length,
+      (n) => n === 3,
+      'three messages',
+    );
+    expect(seen).toEqual(['', '<@900000000000000900> shown', 'shown in a DM']);
   });
 });
 

@@ -247,6 +247,34 @@ describe('telegram adapter with the real grammY client', () => {
     expect(fake.pendingUpdates).toBe(0);
   });
 
+  it('rides out a network outage with growing waits, then carries on', async () => {
+    const down = await new FakeTelegram().start();
+    const port = Number(new URL(down.url).port);
+    const logs: string[] = [];
+    const stateDir = mkdtempSync(join(tmpdir(), 'chorus-tg-'));
+    await start({ fake: down, stateDir, logs });
+    await down.close();
+    await eventually(
+      () => logs.filter((l) => l.includes('telegram unreachable, retrying')).length,
+      (n) => n >= 2,
+      'two retries',
+      10_000,
+    );
+    const back = await new FakeTelegram().start(port);
+    cleanups.push(() => back.close());
+    back.userSays(privateChat, ann, '/echo back again');
+    await eventually(
+      () => botMessages(back, privateChat.id).map((m) => m.text),
+      (t) => t.includes('back again'),
+      'the reply',
+      15_000,
+    );
+    const waits = logs
+      .filter((l) => l.includes('telegram unreachable, retrying'))
+      .map((l) => Number(/ms=(\d+)/.exec(l)?.[1]));
+    expect(waits.slice(0, 2)).toEqual([500, 1000]);
+  }, 30_000);
+
   it('webhook mode: Telegram posts updates with the secret token; a wrong secret is refused', async () => {
     const port = await freePort();
     const { fake } = await start({

@@ -106,6 +106,15 @@ export class FakeDiscord {
   readonly refused: DiscordRecorded[] = [];
   identifies = 0;
   resumes = 0;
+  heartbeats = 0;
+  /** The intents of the last IDENTIFY. */
+  intents = 0;
+  /** Discord's is 41,250 ms; tests that want to see heartbeats shorten it. */
+  readonly heartbeatIntervalMs: number;
+
+  constructor(options: { heartbeatIntervalMs?: number } = {}) {
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 41_250;
+  }
   url = '';
 
   #server: Server | undefined;
@@ -278,16 +287,20 @@ export class FakeDiscord {
   // --- Gateway ----------------------------------------------------------------------------------
 
   #onGateway(ws: WebSocket): void {
-    ws.send(JSON.stringify({ op: 10, d: { heartbeat_interval: 41_250 }, s: null, t: null }));
+    ws.send(
+      JSON.stringify({ op: 10, d: { heartbeat_interval: this.heartbeatIntervalMs }, s: null, t: null }),
+    );
     ws.on('message', (raw) => {
       const payload = JSON.parse(String(raw)) as { op: number; d: Json };
       switch (payload.op) {
         case 1:
+          this.heartbeats++;
           ws.send(JSON.stringify({ op: 11, d: null, s: null, t: null }));
           break;
         case 2: {
           if (payload.d.token !== this.token) return void ws.close(4004, 'Authentication failed.');
           this.identifies++;
+          this.intents = Number(payload.d.intents);
           this.#socket = ws;
           this.#session = {
             id: `session-${this.identifies}`,

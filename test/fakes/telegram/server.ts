@@ -205,13 +205,14 @@ export class FakeTelegram {
     this.#limits = { perChatMs: 1000, perGroupPerMinute: 20, globalPerSecond: 30, ...options.limits };
   }
 
-  async start(): Promise<this> {
+  /** Listens on `port` (default: a free one). */
+  async start(port = 0): Promise<this> {
     this.#server = createServer((req, res) => void this.#handle(req, res));
     this.#server.on('connection', (socket) => {
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
     });
-    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.#server!.listen(port, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
     return this;
   }
