@@ -63,6 +63,7 @@ export interface LoadConfigOptions {
   readonly redactor?: Redactor;
 }
 
+/** Where the config is looked for when no path is given. */
 export const defaultConfigPath = 'config/chorus.yaml';
 
 /** Finds, reads, interpolates and validates the config. Throws `ConfigError` with one line per problem. */

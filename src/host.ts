@@ -50,6 +50,7 @@ interface LoadedPlugin {
   readonly disposers: (() => void | Promise<void>)[];
 }
 
+/** Runs the plugins and keeps what they register. */
 export class PluginHost {
   readonly #services: HostServices;
   readonly #commands = new Map<string, CommandEntry>();

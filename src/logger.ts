@@ -40,6 +40,7 @@ export class Redactor {
   }
 }
 
+/** Options of {@link createLogger}. */
 export interface LoggerOptions {
   level?: LogLevel;
   redactor?: Redactor;

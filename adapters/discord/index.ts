@@ -49,6 +49,7 @@ export const discordConfig = z.strictObject({
   perChannelPerSecond: z.number().positive().default(1),
 });
 
+/** Options of {@link createDiscordAdapter}: the config section plus the instance name. */
 export type DiscordAdapterOptions = z.input<typeof discordConfig> & { readonly name?: string };
 
 const fileLimit = 10 * 1024 * 1024;

@@ -22,6 +22,7 @@ export interface ChannelLike {
   isDMBased(): boolean;
 }
 
+/** The parts of a discord.js User that matter here. */
 export interface UserLike {
   readonly id: string;
   readonly username: string;
@@ -41,6 +42,7 @@ export interface MessageLike {
   readonly attachments: { values(): Iterable<AttachmentLike> };
 }
 
+/** The parts of a discord.js Attachment that matter here. */
 export interface AttachmentLike {
   readonly id: string;
   readonly url: string;
@@ -50,6 +52,7 @@ export interface AttachmentLike {
   readonly size: number;
 }
 
+/** A Discord user; the display name wins over the username. */
 export function toUser(user: UserLike): UserRef {
   return {
     id: user.id,

@@ -45,6 +45,7 @@ export const telegramConfig = z
     path: ['webhook'],
   });
 
+/** A validated `adapters.telegram` section. */
 export type TelegramConfig = z.output<typeof telegramConfig>;
 
 /** Options of {@link createTelegramAdapter}: the config section plus the instance name. */

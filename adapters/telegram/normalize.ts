@@ -20,6 +20,7 @@ export function chatKind(chat: Chat): ChatKind {
   return chat.type === 'channel' ? 'channel' : 'group';
 }
 
+/** A Telegram user; first and last name make the display name. */
 export function toUser(user: User): UserRef {
   const name = [user.first_name, user.last_name].filter(Boolean).join(' ');
   return {
@@ -39,6 +40,7 @@ function chatUser(chat: Chat): UserRef {
   };
 }
 
+/** Where a message lives: the chat, and the forum topic when there is one. */
 export function toChat(
   adapter: string,
   message: Pick<Message, 'chat' | 'is_topic_message' | 'message_thread_id'>,

@@ -24,6 +24,7 @@ const common = {
   enabled: z.boolean().default(true),
 };
 
+/** One chat backend. */
 export const askBackendConfig = z.discriminatedUnion('type', [
   z.strictObject({
     ...common,
@@ -44,8 +45,10 @@ export const askBackendConfig = z.discriminatedUnion('type', [
   }),
 ]);
 
+/** A validated chat backend. */
 export type AskBackendConfig = z.output<typeof askBackendConfig>;
 
+/** The `plugins.ask` section. */
 export const askConfig = z.strictObject({
   backends: z.array(askBackendConfig).min(1, 'at least one backend'),
   /** Send every question to every backend (as `/ask@all` does). */
@@ -79,4 +82,5 @@ export const askConfig = z.strictObject({
   maxPerUser: z.number().int().positive().default(1),
 });
 
+/** A validated `plugins.ask` section. */
 export type AskConfig = z.output<typeof askConfig>;

@@ -45,6 +45,7 @@ async function* limited(
   }
 }
 
+/** The `ask` plugin. */
 export const plugin = definePlugin({
   name: 'ask',
   config: askConfig,

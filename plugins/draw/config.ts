@@ -58,8 +58,10 @@ export const backendConfig = z.discriminatedUnion('type', [
   }),
 ]);
 
+/** A validated image backend. */
 export type BackendConfig = z.output<typeof backendConfig>;
 
+/** The `plugins.draw` section. */
 export const drawConfig = z.strictObject({
   backends: z.array(backendConfig).min(1, 'at least one backend'),
   /** Draws one user may have running at once. */
@@ -76,4 +78,5 @@ export const drawConfig = z.strictObject({
   keywords: z.array(z.string().min(1)).default(['画']),
 });
 
+/** A validated `plugins.draw` section. */
 export type DrawConfig = z.output<typeof drawConfig>;

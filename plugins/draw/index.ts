@@ -41,6 +41,7 @@ function shortReason(ctx: Context, error: unknown): string {
   return ctx.t('draw.error');
 }
 
+/** The `draw` plugin. */
 export const plugin = definePlugin({
   name: 'draw',
   config: drawConfig,

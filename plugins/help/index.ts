@@ -1,6 +1,7 @@
 /** The `help` plugin: lists the commands of every loaded plugin, in the chat's language. */
 import { definePlugin } from 'chorus';
 
+/** The `help` plugin. */
 export const plugin = definePlugin({
   name: 'help',
   setup(ctx) {
