@@ -1,6 +1,6 @@
 /**
  * The concurrency toolkit: the TypeScript counterpart of asyncio's `as_completed`, `gather` and
- * `wait`, plus stream merging and shared per-backend limiters.
+ * `wait`. Its other two parts: stream merging (streams.ts) and shared limiters (limit.ts).
  *
  * Tasks are promises, or functions `(signal) => Promise` that start when the helper says so and
  * stop when their signal fires. Results are "settled" records tagged with the task's key, so one
@@ -44,13 +44,15 @@ type ValueOf<T> = T extends readonly Task<infer V>[]
       ? V
       : never;
 
-function entriesOf<K, T>(tasks: Tasks<K, T>): [K, Task<T>][] {
+/** @internal Shared with streams.ts. */
+export function entriesOf<K, T>(tasks: Tasks<K, T>): [K, Task<T>][] {
   if (Array.isArray(tasks)) return tasks.map((task, index) => [index as K, task]);
   if (tasks instanceof Map) return [...tasks.entries()];
   return Object.entries(tasks) as [K, Task<T>][];
 }
 
-function checkOptions(options: ConcurrencyOptions): void {
+/** @internal Shared with streams.ts. */
+export function checkOptions(options: ConcurrencyOptions): void {
   const { timeoutMs, concurrency } = options;
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
     throw new TypeError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
@@ -68,7 +70,8 @@ function checkOptions(options: ConcurrencyOptions): void {
  * A controller that aborts when the caller's signal aborts or the timeout passes, with cleanup.
  * `timedOut` tells the two apart.
  */
-function scope(options: ConcurrencyOptions) {
+/** @internal Shared with streams.ts. */
+export function scope(options: ConcurrencyOptions) {
   const controller = new AbortController();
   const clock = options.clock ?? systemClock;
   const outer = options.signal;
@@ -98,7 +101,7 @@ function scope(options: ConcurrencyOptions) {
 }
 
 /** A FIFO with O(1) shift: thousands of settled tasks must not cost O(n²). */
-class Fifo<T> {
+export class Fifo<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
 
@@ -123,7 +126,7 @@ class Fifo<T> {
 }
 
 /** Lets a generator sleep until something happens: `wait()` resolves at the next `ring()`. */
-class Doorbell {
+export class Doorbell {
   #ring: (() => void) | undefined;
 
   ring(): void {
@@ -230,139 +233,6 @@ async function* settleInOrder<K, T>(
     signal.removeEventListener('abort', onAbort);
     run.close(new CancelledError('asCompleted: iteration ended'));
   }
-}
-
-/** One piece of a merged stream: a value, the source's end, or the source's error. */
-export type StreamEvent<K, T> =
-  | { readonly key: K; readonly type: 'value'; readonly value: T }
-  | { readonly key: K; readonly type: 'end' }
-  | { readonly key: K; readonly type: 'error'; readonly error: unknown };
-
-/** A stream: an async iterable, or a function that opens one and honours `signal`. */
-export type StreamSource<T> = AsyncIterable<T> | ((signal: AbortSignal) => AsyncIterable<T>);
-
-type StreamKeyOf<T> = T extends readonly unknown[]
-  ? number
-  : T extends ReadonlyMap<infer K, unknown>
-    ? K
-    : keyof T;
-type StreamValueOf<T> = T extends readonly StreamSource<infer V>[]
-  ? V
-  : T extends ReadonlyMap<unknown, StreamSource<infer V>>
-    ? V
-    : T extends Record<string, StreamSource<infer V>>
-      ? V
-      : never;
-
-/** Streams keyed by array index, record key or map key. */
-export type Streams<K, T> =
-  | readonly StreamSource<T>[]
-  | ReadonlyMap<K, StreamSource<T>>
-  | Readonly<Record<K & string, StreamSource<T>>>;
-
-/**
- * Merges several streams: each piece comes out tagged with its source the moment it arrives, and
- * each source's end (`end`) or failure (`error`) is reported once. A source is read one piece
- * ahead at most, so a slow consumer holds every source back instead of buffering without bound.
- *
- * Early `break`, `signal` and `timeoutMs` behave as in {@link asCompleted}: on timeout each
- * unfinished source reports an `error` with `TimeoutError`; on abort the iteration throws.
- */
-export function mergeStreams<const Input extends Streams<unknown, unknown>>(
-  sources: Input,
-  options?: Omit<ConcurrencyOptions, 'concurrency'>,
-): AsyncGenerator<StreamEvent<StreamKeyOf<Input>, StreamValueOf<Input>>, void, undefined>;
-export function mergeStreams<K, T>(
-  sources: Streams<K, T>,
-  options: Omit<ConcurrencyOptions, 'concurrency'> = {},
-): AsyncGenerator<StreamEvent<K, T>, void, undefined> {
-  checkOptions(options);
-  return mergeInOrder(sources, options);
-}
-
-async function* mergeInOrder<K, T>(
-  sources: Streams<K, T>,
-  options: Omit<ConcurrencyOptions, 'concurrency'>,
-): AsyncGenerator<StreamEvent<K, T>, void, undefined> {
-  const entries = entriesOf(sources as Tasks<K, never>) as unknown as [K, StreamSource<T>][];
-  const run = scope(options);
-  const { signal } = run.controller;
-  const ready = new Fifo<StreamEvent<K, T>>();
-  const open = new Map<K, AsyncIterator<T>>();
-  const bell = new Doorbell();
-
-  const pull = (key: K, iterator: AsyncIterator<T>) => {
-    let step: Promise<IteratorResult<T>>;
-    try {
-      step = Promise.resolve(iterator.next());
-    } catch (error) {
-      step = Promise.reject(error);
-    }
-    step.then(
-      (result) => {
-        if (signal.aborted || !open.has(key)) return;
-        if (result.done) {
-          open.delete(key);
-          ready.push({ key, type: 'end' });
-        } else ready.push({ key, type: 'value', value: result.value });
-        bell.ring();
-      },
-      (error: unknown) => {
-        if (signal.aborted || !open.has(key)) return;
-        open.delete(key);
-        ready.push({ key, type: 'error', error });
-        bell.ring();
-      },
-    );
-  };
-  const onAbort = () => bell.ring();
-  signal.addEventListener('abort', onAbort);
-
-  try {
-    for (const [key, source] of entries) {
-      try {
-        const iterable = typeof source === 'function' ? source(signal) : source;
-        const iterator = iterable[Symbol.asyncIterator]();
-        open.set(key, iterator);
-        pull(key, iterator);
-      } catch (error) {
-        ready.push({ key, type: 'error', error });
-      }
-    }
-    while (ready.size > 0 || open.size > 0) {
-      const event = ready.shift();
-      if (event) {
-        yield event;
-        const iterator = event.type === 'value' ? open.get(event.key) : undefined;
-        if (iterator && !signal.aborted) pull(event.key, iterator);
-        continue;
-      }
-      if (signal.aborted) {
-        if (!run.timedOut) throw signal.reason;
-        const keys = [...open.keys()];
-        closeAll(open);
-        for (const key of keys) yield { key, type: 'error', error: signal.reason };
-        return;
-      }
-      await bell.wait();
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    run.close(new CancelledError('mergeStreams: iteration ended'));
-    closeAll(open);
-  }
-}
-
-/** Asks every still-open iterator to finish, without waiting: a stuck source must not hold us. */
-function closeAll<K, T>(open: Map<K, AsyncIterator<T>>): void {
-  for (const iterator of open.values()) {
-    try {
-      Promise.resolve(iterator.return?.()).catch(() => {});
-    } catch {
-      // A source whose return() throws has nothing left to release.
-    }
-  }
-  open.clear();
 }
 
 /**

@@ -34,17 +34,10 @@ export type {
   UserRef,
 } from './message.ts';
 export type { ChorusEvents, JobEvent, Listener } from './bus.ts';
-export { asCompleted, gather, mergeStreams, wait, withTimeout } from './concurrency.ts';
-export type {
-  ConcurrencyOptions,
-  ReturnWhen,
-  Settled,
-  StreamEvent,
-  StreamSource,
-  Task,
-  Tasks,
-  WaitResult,
-} from './concurrency.ts';
+export { asCompleted, gather, wait, withTimeout } from './concurrency.ts';
+export type { ConcurrencyOptions, ReturnWhen, Settled, Task, Tasks, WaitResult } from './concurrency.ts';
+export { mergeStreams } from './streams.ts';
+export type { StreamEvent, StreamSource, Streams } from './streams.ts';
 export { createKeyedLimiter, createLimiter } from './limit.ts';
 export type { KeyedLimiter, Limiter, LimiterRunOptions } from './limit.ts';
 export { HttpClient, readBytes, readJson, readNdjson, readSse } from './http.ts';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { sleep } from '../../src/clock.ts';
-import { asCompleted, gather, mergeStreams, type Settled, wait, withTimeout } from '../../src/concurrency.ts';
+import { asCompleted, gather, type Settled, wait, withTimeout } from '../../src/concurrency.ts';
 import { CancelledError, TimeoutError } from '../../src/errors.ts';
+import { mergeStreams } from '../../src/streams.ts';
 import { FakeClock } from '../../src/testing.ts';
 
 /** A small seeded PRNG, so property runs are reproducible. */
