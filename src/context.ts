@@ -109,6 +109,7 @@ export function createContext(deps: ContextDeps): {
   const chat = message.chat;
   const statuses = new Set<StatusHandle>();
   const typers = new Set<() => void>();
+  let typingLoop: AbortController | undefined;
   const t = (key: string, params?: Readonly<Record<string, string | number>>) =>
     deps.translator.t(deps.locale, key, params);
   const replyTo = message.id;
@@ -182,18 +183,25 @@ export function createContext(deps: ContextDeps): {
     },
     keepTyping: () => {
       if (!adapter.sendTyping || signal.aborted) return () => {};
-      const controller = new AbortController();
+      // One loop per job however many callers want it (several answers streaming side by side).
+      let stopped = false;
       const stop = () => {
-        controller.abort();
+        if (stopped) return;
+        stopped = true;
         typers.delete(stop);
+        if (typers.size === 0) typingLoop?.abort();
       };
       typers.add(stop);
-      void (async () => {
-        while (!controller.signal.aborted && !signal.aborted) {
-          await ctx.typing();
-          await sleep(clock, typingRefreshMs, controller.signal).catch(() => {});
-        }
-      })();
+      if (!typingLoop || typingLoop.signal.aborted) {
+        const loop = new AbortController();
+        typingLoop = loop;
+        void (async () => {
+          while (!loop.signal.aborted && !signal.aborted) {
+            await ctx.typing();
+            await sleep(clock, typingRefreshMs, loop.signal).catch(() => {});
+          }
+        })();
+      }
       return stop;
     },
   };

@@ -258,3 +258,25 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect(seen).toEqual(['job/end', 'disposed']);
   });
 });
+
+describe('typing', () => {
+  it('keeps one typing loop per job, however many answers stream at once', async () => {
+    const plugin = definePlugin({
+      name: 'fan',
+      setup(ctx) {
+        ctx.command({ name: 'fan', description: 'Three streams' }, async (c) => {
+          const streams = [c.openStream(), c.openStream(), c.openStream()];
+          await sleep(c.clock, 12_500, c.signal);
+          for (const stream of streams) await stream.write('done');
+          for (const stream of streams) await stream.end();
+        });
+      },
+    });
+    const kit = await createTestBot({ plugins: [{ plugin }] });
+    await kit.run(kit.send('/fan'));
+    // Refreshed every 4 s for 12.5 s: at 0, 4, 8 and 12 s, not three times that.
+    expect(
+      kit.adapter.calls.filter((c) => c.kind === 'typing').map((c) => c.at - kit.adapter.calls[0]!.at),
+    ).toEqual([0, 4000, 8000, 12000]);
+  });
+});
