@@ -35,7 +35,12 @@ export interface ConcurrencyOptions {
   clock?: Clock;
 }
 
-type KeyOf<T> = T extends readonly unknown[] ? number : T extends ReadonlyMap<infer K, unknown> ? K : keyof T;
+/** @internal The key type of tasks or streams given as an array, a map or a record. Shared with streams.ts. */
+export type KeyOf<T> = T extends readonly unknown[]
+  ? number
+  : T extends ReadonlyMap<infer K, unknown>
+    ? K
+    : keyof T;
 type ValueOf<T> = T extends readonly Task<infer V>[]
   ? V
   : T extends ReadonlyMap<unknown, Task<infer V>>

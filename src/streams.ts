@@ -10,6 +10,7 @@ import {
   Doorbell,
   entriesOf,
   Fifo,
+  type KeyOf,
   scope,
   type Tasks,
 } from './concurrency.ts';
@@ -24,11 +25,6 @@ export type StreamEvent<K, T> =
 /** A stream: an async iterable, or a function that opens one and honours `signal`. */
 export type StreamSource<T> = AsyncIterable<T> | ((signal: AbortSignal) => AsyncIterable<T>);
 
-type StreamKeyOf<T> = T extends readonly unknown[]
-  ? number
-  : T extends ReadonlyMap<infer K, unknown>
-    ? K
-    : keyof T;
 type StreamValueOf<T> = T extends readonly StreamSource<infer V>[]
   ? V
   : T extends ReadonlyMap<unknown, StreamSource<infer V>>
@@ -54,7 +50,7 @@ export type Streams<K, T> =
 export function mergeStreams<const Input extends Streams<unknown, unknown>>(
   sources: Input,
   options?: Omit<ConcurrencyOptions, 'concurrency'>,
-): AsyncGenerator<StreamEvent<StreamKeyOf<Input>, StreamValueOf<Input>>, void, undefined>;
+): AsyncGenerator<StreamEvent<KeyOf<Input>, StreamValueOf<Input>>, void, undefined>;
 export function mergeStreams<K, T>(
   sources: Streams<K, T>,
   options: Omit<ConcurrencyOptions, 'concurrency'> = {},
