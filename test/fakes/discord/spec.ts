@@ -1,4 +1,4 @@
-/** Checks recorded REST requests against the official OpenAPI spec in ../shared/specs/discord-openapi.json. */
+/** Checks recorded REST requests against test/fakes/specs/discord-openapi.json, a copy of the official OpenAPI spec. */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -9,7 +9,7 @@ interface Operation {
 }
 
 const spec = JSON.parse(
-  readFileSync(resolve(import.meta.dirname, '../../../../shared/specs/discord-openapi.json'), 'utf8'),
+  readFileSync(resolve(import.meta.dirname, '../specs/discord-openapi.json'), 'utf8'),
 ) as {
   paths: Record<string, Record<string, Operation>>;
 };
