@@ -4,6 +4,7 @@
  */
 import type { CommandSpec } from './commands.ts';
 import type { Logger } from './logger.ts';
+import type { ConfigSchema } from './plugin.ts';
 import type {
   BotIdentity,
   ButtonPress,
@@ -87,4 +88,43 @@ export interface Adapter {
   registerCommands?(commands: readonly CommandSpec[]): Promise<void>;
   /** Downloads an incoming image. */
   fetchImage?(image: ImageRef, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+/** What an adapter definition's `create` gets. */
+export interface AdapterCreateOptions<Config> {
+  /** The instance name: its key under `adapters:` in the config. */
+  readonly name: string;
+  /** The instance's config section, validated by the definition's schema. */
+  readonly config: Config;
+}
+
+/**
+ * An adapter type: what an adapter folder or package exports (`export const adapter = defineAdapter(...)`).
+ * The config names instances of it under `adapters:`; each instance is one `create` call.
+ */
+export interface AdapterDefinition<Config = unknown> {
+  /** The type name used in `adapters.<name>` or `adapters.<name>.type`. */
+  readonly type: string;
+  /** Validates an instance's config section; the validated value goes to `create`. */
+  readonly config?: ConfigSchema<Config>;
+  // Method syntax on purpose: an AdapterDefinition<{ token: string }> must fit where an
+  // AdapterDefinition<unknown> is expected.
+  create(options: AdapterCreateOptions<Config>): Adapter;
+}
+
+/**
+ * Defines an adapter type. Exists for type inference only: `config` in `create` gets the schema's
+ * output type.
+ *
+ * @example
+ * export const adapter = defineAdapter({
+ *   type: 'matrix',
+ *   config: z.strictObject({ homeserver: z.url(), token: z.string() }),
+ *   create: ({ name, config }) => createMatrixAdapter({ name, ...config }),
+ * });
+ */
+export function defineAdapter<Config = undefined>(
+  definition: AdapterDefinition<Config>,
+): AdapterDefinition<Config> {
+  return definition;
 }

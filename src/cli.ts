@@ -3,16 +3,14 @@
  * SIGINT/SIGTERM (or until the console's input ends), then shuts down gracefully.
  * A config problem prints one line per problem and exits with status 2, without a stack trace.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Adapter } from './adapter.ts';
+import type { AdapterDefinition } from './adapter.ts';
 import { createBot, type PluginEntry } from './bot.ts';
-import { type ChorusConfig, loadConfig } from './config.ts';
+import { readConfig } from './config.ts';
 import { ChorusError, ConfigError } from './errors.ts';
 import { HttpClient } from './http.ts';
+import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
-import { type ConfigSchema, closest, type Plugin, validateConfig } from './plugin.ts';
+import { validateConfig } from './plugin.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
 export const embeddedConfig = `
@@ -30,135 +28,118 @@ plugins:
       - { name: demo, type: demo, tokensPerSecond: 40 }
 `;
 
-interface AdapterKind {
-  readonly load: () => Promise<{ config: ConfigSchema; create: (name: string, config: never) => Adapter }>;
+/**
+ * An unset variable leaves its key empty, which that key's schema then refuses too: only the first
+ * problem of a key is worth reading.
+ */
+function withoutEchoes(issues: readonly string[]): string[] {
+  const unset = new Set(
+    issues.filter((issue) => issue.includes(': environment variable ')).map((issue) => issue.split(': ')[0]),
+  );
+  return issues.filter(
+    (issue) => issue.includes(': environment variable ') || !unset.has(issue.split(': ')[0]),
+  );
 }
 
-/** Adapter types by the name used in `adapters:` (or in an instance's `type:`). Loaded on demand. */
-const adapterKinds: Record<string, AdapterKind> = {
-  console: {
-    load: async () => {
-      const { consoleConfig, createConsoleAdapter } = await import('../adapters/console/index.ts');
-      return {
-        config: consoleConfig,
-        create: (name, config: Record<string, string>) => createConsoleAdapter({ name, ...config }),
-      };
-    },
-  },
-};
+/** Plugins that load unless the config turns them off with `false`. */
+const defaultPlugins: Readonly<Record<string, unknown>> = { help: {} };
 
-const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
+interface AdapterPlan {
+  readonly name: string;
+  readonly definition: AdapterDefinition<unknown>;
+  readonly config: unknown;
+}
 
-async function buildAdapters(config: ChorusConfig): Promise<Adapter[]> {
-  const adapters: Adapter[] = [];
-  const issues: string[] = [];
-  for (const [name, section] of Object.entries(config.adapters)) {
-    const { type = name, ...rest } = (section ?? {}) as { type?: string };
-    const kind = adapterKinds[type];
-    if (!kind) {
-      const known = Object.keys(adapterKinds);
-      const hint = closest(type, known);
-      issues.push(
-        `adapters.${name}: unknown adapter "${type}" (${hint ? `did you mean "${hint}"? ` : ''}available: ${known.join(', ')})`,
-      );
+/** Finds and checks every adapter the config names; problems go to `issues`. */
+async function planAdapters(
+  section: unknown,
+  issues: string[],
+  options: LoaderOptions,
+): Promise<AdapterPlan[]> {
+  if (!section || typeof section !== 'object') return [];
+  const plans: AdapterPlan[] = [];
+  for (const [name, value] of Object.entries(section)) {
+    const { type = name, ...rest } = (value ?? {}) as { type?: unknown };
+    if (typeof type !== 'string') {
+      issues.push(`adapters.${name}.type: expected the name of an adapter type`);
       continue;
     }
-    const { config: schema, create } = await kind.load();
     try {
-      adapters.push(create(name, (await validateConfig(schema, rest, `adapters.${name}`)) as never));
+      const definition = await loadAdapter(type, `adapters.${name}`, options);
+      plans.push({ name, definition, config: await validateConfig(definition.config, rest, `adapters.${name}`) });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       issues.push(...error.issues);
     }
   }
-  if (issues.length > 0) throw new ConfigError(issues);
-  return adapters;
+  return plans;
 }
 
-/**
- * The entry file of npm package `name` installed in `node_modules` of `from` or a folder above it
- * (the bot's project, not Chorus's own folder), from its `exports` or `main`.
- */
-function resolvePackage(name: string, from: string): string | undefined {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const root = join(dir, 'node_modules', name);
-    const manifest = join(root, 'package.json');
-    if (existsSync(manifest)) {
-      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: unknown; main?: string };
-      let entry: unknown = pkg.exports;
-      if (entry && typeof entry === 'object' && '.' in entry) entry = (entry as Record<string, unknown>)['.'];
-      while (entry && typeof entry === 'object') {
-        const conditions = entry as Record<string, unknown>;
-        entry = conditions.import ?? conditions.node ?? conditions.default;
-      }
-      return join(root, typeof entry === 'string' ? entry : (pkg.main ?? 'index.js'));
+/** Finds every plugin the config names (and the default ones) and checks its section; problems go to `issues`. */
+async function planPlugins(section: unknown, issues: string[], options: LoaderOptions): Promise<PluginEntry[]> {
+  const sections = { ...defaultPlugins, ...(section && typeof section === 'object' ? section : {}) };
+  const entries: PluginEntry[] = [];
+  for (const [name, value] of Object.entries(sections)) {
+    if (value === false) continue;
+    const config = value === true || value === null ? {} : value;
+    try {
+      const plugin = await loadPlugin(name, options);
+      await validateConfig(plugin.config, config, `plugins.${name}`);
+      entries.push({ plugin, config });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      issues.push(...error.issues);
     }
-    if (dirname(dir) === dir) return undefined;
   }
-}
-
-/** Finds a plugin: `plugins/<name>` in the working directory, then Chorus's own, then an npm package. */
-async function loadPlugin(name: string): Promise<Plugin<unknown>> {
-  const local =
-    [process.cwd(), projectRoot]
-      .flatMap((root) => ['index.ts', 'index.js'].map((file) => resolve(root, 'plugins', name, file)))
-      .find((file) => existsSync(file)) ?? resolvePackage(name, process.cwd());
-  let module: { plugin?: unknown; default?: unknown };
-  try {
-    module = await import(local ? pathToFileURL(local).href : name);
-  } catch (error) {
-    if (!local && (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') {
-      throw new ConfigError([
-        `plugins.${name}: no folder plugins/${name} and no installed npm package "${name}"`,
-      ]);
-    }
-    throw error;
-  }
-  const plugin = (module.plugin ?? module.default) as Plugin<unknown> | undefined;
-  if (!plugin || typeof plugin.setup !== 'function') {
-    throw new ConfigError([
-      `plugins.${name}: the module exports no plugin (expected \`export const plugin = definePlugin(...)\`)`,
-    ]);
-  }
-  return plugin;
+  return entries;
 }
 
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
 
+const usage = `usage: chorus [--config FILE]
+  --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
+                  without either, a built-in offline default on the console)
+  --help          this text
+`;
+
+/** A command line that cannot be run: the usage is printed and the exit status is 2. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function parseArgs(argv: readonly string[]): { config?: string; help: boolean } {
+  const args: { config?: string; help: boolean } = { help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') args.help = true;
+    else if (arg === '--config') {
+      const file = argv[++i];
+      if (!file) throw new UsageError('--config needs a file name');
+      args.config = file;
+    } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length);
+    else throw new UsageError(`unknown argument: ${arg}`);
+  }
+  return args;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
-  const configIndex = argv.indexOf('--config');
-  if (argv.includes('--help')) {
-    process.stdout.write(
-      'usage: chorus [--config FILE]\n  default config: config/chorus.yaml, or $CHORUS_CONFIG\n',
-    );
+  const args = parseArgs(argv);
+  if (args.help) {
+    process.stdout.write(usage);
     return 0;
   }
-  if (configIndex >= 0 && !argv[configIndex + 1]) throw new ConfigError(['--config needs a file name']);
-  const { config, path } = await loadConfig({
-    path: configIndex >= 0 ? argv[configIndex + 1] : undefined,
-    fallback: embeddedConfig,
-    redactor,
-  });
+  const reading = await readConfig({ path: args.config, fallback: embeddedConfig, redactor });
+  // Every problem in one run: the top level, then each adapter and plugin section.
+  const issues = [...reading.issues];
+  const where: LoaderOptions = { cwd: process.cwd() };
+  const adapterPlans = await planAdapters(reading.raw.adapters, issues, where);
+  const plugins = await planPlugins(reading.raw.plugins, issues, where);
+  if (issues.length > 0 || !reading.config) throw new ConfigError(withoutEchoes(issues));
+  const config = reading.config;
   const log = createLogger({ level: config.log.level, redactor });
-  log.debug('config loaded', { path: path ?? 'built-in default' });
-
-  const adapters = await buildAdapters(config);
-  const plugins: PluginEntry[] = [];
-  const pluginIssues: string[] = [];
-  for (const [name, section] of Object.entries(config.plugins)) {
-    if (section === false) continue;
-    try {
-      plugins.push({
-        plugin: await loadPlugin(name),
-        config: section === true || section === null ? {} : section,
-      });
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      pluginIssues.push(...error.issues);
-    }
-  }
-  if (pluginIssues.length > 0) throw new ConfigError(pluginIssues);
+  log.debug('config loaded', { path: reading.path ?? 'built-in default' });
+  const adapters = adapterPlans.map(({ name, definition, config }) => definition.create({ name, config }));
 
   const http = new HttpClient({
     proxy: config.http.proxy, // unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment
@@ -189,6 +170,10 @@ main(process.argv.slice(2)).then(
     process.stdout.write('', () => process.exit(code));
   },
   (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`chorus: ${error.message}\n${usage}`);
+      process.exit(2);
+    }
     if (error instanceof ConfigError) {
       for (const issue of error.issues)
         process.stderr.write(`chorus: config error: ${redactor.redact(issue)}\n`);

@@ -50,6 +50,21 @@ export interface LoadedConfig {
   readonly path: string | undefined;
 }
 
+/**
+ * A config file read and interpolated, before every section is checked. `issues` holds what is
+ * wrong so far (unset variables, top-level keys); the caller adds the adapters' and plugins'
+ * problems, so one run reports them all.
+ */
+export interface ConfigReading {
+  /** The interpolated document, unchecked. */
+  readonly raw: Readonly<Record<string, unknown>>;
+  /** The checked top level, when it has no problems. */
+  readonly config: ChorusConfig | undefined;
+  readonly issues: readonly string[];
+  /** The file read, or `undefined` for the embedded default. */
+  readonly path: string | undefined;
+}
+
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions {
   /** `--config` from the command line. */
@@ -68,6 +83,17 @@ export const defaultConfigPath = 'config/chorus.yaml';
 
 /** Finds, reads, interpolates and validates the config. Throws `ConfigError` with one line per problem. */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const reading = await readConfig(options);
+  if (!reading.config) throw new ConfigError(reading.issues);
+  return { config: reading.config, path: reading.path };
+}
+
+/**
+ * Finds, reads and interpolates the config and checks its top level, collecting problems instead
+ * of stopping at the first. Throws `ConfigError` only when there is no document to check (no
+ * file, or YAML that does not parse).
+ */
+export async function readConfig(options: LoadConfigOptions = {}): Promise<ConfigReading> {
   const cwd = options.cwd ?? process.cwd();
   const env = options.env ?? process.env;
   const explicit = options.path ?? env.CHORUS_CONFIG;
@@ -82,15 +108,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
   const dotenv = [resolve(dirname(path), '.env'), resolve(cwd, '.env')].find((file) => existsSync(file));
   const merged = { ...(dotenv ? parseEnv(readFileSync(dotenv, 'utf8')) : {}), ...env };
-  const config = await parseConfig(source, {
+  const reading = await checkConfig(source, {
     env: merged,
     file: origin ?? '(built-in default)',
     redactor: options.redactor,
   });
-  return { config, path: origin };
+  return { ...reading, path: origin };
 }
 
-/** Parses and validates config text. */
+/** Parses and validates config text. Throws `ConfigError` with every problem of the top level. */
 export async function parseConfig(
   source: string,
   options: {
@@ -99,8 +125,26 @@ export async function parseConfig(
     redactor?: Redactor | undefined;
   },
 ): Promise<ChorusConfig> {
+  const reading = await checkConfig(source, options);
+  if (!reading.config) throw new ConfigError(reading.issues);
+  return reading.config;
+}
+
+async function checkConfig(
+  source: string,
+  options: {
+    env: Readonly<Record<string, string | undefined>>;
+    file?: string;
+    redactor?: Redactor | undefined;
+  },
+): Promise<Omit<ConfigReading, 'path'>> {
   const file = options.file ?? 'config';
-  const document = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
+  // `${VAR}` is not plain YAML inside flow maps (`{ secret: ${X} }`), so each one is swapped for a
+  // placeholder before parsing and interpolated in the parsed values: a variable's value can never
+  // change the document's structure.
+  const references: string[] = [];
+  const prepared = source.replace(reference, (match) => `${placeholder}${references.push(match) - 1}_`);
+  const document = parseDocument(prepared, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => {
@@ -109,48 +153,57 @@ export async function parseConfig(
       }),
     );
   }
-  const raw: unknown = document.toJS() ?? {};
+  const parsed: unknown = document.toJS() ?? {};
   const issues: string[] = [];
-  const interpolated = interpolate(raw, '', options.env, issues, options.redactor);
-  if (issues.length > 0) throw new ConfigError(issues);
-  return validateConfig(configSchema, interpolated, '');
+  const raw = interpolate(parsed, '', { ...options, references, issues });
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { raw: {}, config: undefined, issues: [`${file}: expected a mapping of keys (adapters:, plugins:, ...)`] };
+  }
+  let config: ChorusConfig | undefined;
+  try {
+    config = await validateConfig(configSchema, raw, '');
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    issues.push(...error.issues);
+  }
+  return { raw: raw as Record<string, unknown>, config: issues.length === 0 ? config : undefined, issues };
 }
 
+const reference = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const placeholder = '__chorus_env_';
+const placeholderPattern = /__chorus_env_(\d+)_/g;
 const secretName = /token|secret|password|passwd|api_?key|auth/i;
 
+interface InterpolationScope {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly redactor?: Redactor | undefined;
+  readonly references: readonly string[];
+  readonly issues: string[];
+}
+
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; reports unset variables by key path. */
-function interpolate(
-  value: unknown,
-  path: string,
-  env: Readonly<Record<string, string | undefined>>,
-  issues: string[],
-  redactor: Redactor | undefined,
-): unknown {
+function interpolate(value: unknown, path: string, scope: InterpolationScope): unknown {
   if (typeof value === 'string') {
     const lastKey = path.slice(path.lastIndexOf('.') + 1);
-    if (secretName.test(lastKey) && !value.includes('${')) redactor?.add(value);
-    return value.replace(
-      /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
-      (_, name: string, fallback?: string) => {
-        const found = env[name];
+    if (secretName.test(lastKey) && !placeholderPattern.test(value)) scope.redactor?.add(value);
+    placeholderPattern.lastIndex = 0;
+    return value.replace(placeholderPattern, (_, index: string) =>
+      scope.references[Number(index)]!.replace(reference, (_match, name: string, fallback?: string) => {
+        const found = scope.env[name];
         if (found === undefined || found === '') {
           if (fallback !== undefined) return fallback;
-          issues.push(`${path || '(root)'}: environment variable ${name} is not set`);
+          scope.issues.push(`${path || '(root)'}: environment variable ${name} is not set`);
           return '';
         }
-        if (secretName.test(name) || secretName.test(path)) redactor?.add(found);
+        if (secretName.test(name) || secretName.test(path)) scope.redactor?.add(found);
         return found;
-      },
+      }),
     );
   }
-  if (Array.isArray(value))
-    return value.map((item, index) => interpolate(item, `${path}[${index}]`, env, issues, redactor));
+  if (Array.isArray(value)) return value.map((item, index) => interpolate(item, `${path}[${index}]`, scope));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [
-        key,
-        interpolate(item, path ? `${path}.${key}` : key, env, issues, redactor),
-      ]),
+      Object.entries(value).map(([key, item]) => [key, interpolate(item, path ? `${path}.${key}` : key, scope)]),
     );
   }
   return value;

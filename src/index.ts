@@ -60,7 +60,17 @@ export {
 } from './errors.ts';
 
 // --- For adapter authors -----------------------------------------------------------------------
-export type { Adapter, AdapterHost, AdapterLimits, EditOptions, RateLimit, RateLimits } from './adapter.ts';
+export { defineAdapter } from './adapter.ts';
+export type {
+  Adapter,
+  AdapterCreateOptions,
+  AdapterDefinition,
+  AdapterHost,
+  AdapterLimits,
+  EditOptions,
+  RateLimit,
+  RateLimits,
+} from './adapter.ts';
 export { chatKey, toOutgoing } from './message.ts';
 export { matchKeyword, parseCommand } from './commands.ts';
 

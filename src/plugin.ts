@@ -112,9 +112,56 @@ export async function validateConfig<Config>(
   at: string,
 ): Promise<Config> {
   if (!schema) return value as Config;
-  const result = await schema['~standard'].validate(value ?? {});
-  if (!result.issues) return result.value;
-  throw new ConfigError(result.issues.flatMap((issue) => describeIssue(schema, at, issue)));
+  let input: unknown = value ?? {};
+  for (;;) {
+    const result = await schema['~standard'].validate(input);
+    if (!result.issues) return result.value;
+    // `port: ${PORT}` reads as a string: a number or boolean slot takes one that spells its type.
+    const coerced = coerceScalars(input, result.issues);
+    if (coerced === undefined) {
+      throw new ConfigError(result.issues.flatMap((issue) => describeIssue(schema, at, issue, input)));
+    }
+    input = coerced;
+  }
+}
+
+/**
+ * A copy of `input` with each string that an issue says should be a number or a boolean turned into
+ * one, when it spells one; `undefined` when there is nothing to turn.
+ */
+function coerceScalars(input: unknown, issues: readonly Issue[]): unknown {
+  let changed = false;
+  const copy: unknown = structuredClone(input);
+  for (const issue of issues) {
+    const path = (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
+    if (issue.code !== 'invalid_type' || path.length === 0) continue;
+    const parent = valueAt(copy, path.slice(0, -1));
+    const key = path.at(-1)!;
+    if (!parent || typeof parent !== 'object') continue;
+    const current = (parent as Record<PropertyKey, unknown>)[key];
+    if (typeof current !== 'string') continue;
+    const turned = scalarOf(current, issue.expected);
+    if (turned === undefined) continue;
+    (parent as Record<PropertyKey, unknown>)[key] = turned;
+    changed = true;
+  }
+  return changed ? copy : undefined;
+}
+
+function scalarOf(text: string, expected: unknown): number | boolean | undefined {
+  const trimmed = text.trim();
+  if (expected === 'number' && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(trimmed)) return Number(trimmed);
+  if (expected === 'boolean' && /^(true|false)$/i.test(trimmed)) return trimmed.toLowerCase() === 'true';
+  return undefined;
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let node = value;
+  for (const key of path) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
 }
 
 type Issue = Extract<SchemaResult<unknown>, { issues: unknown }>['issues'][number] & {
@@ -124,8 +171,13 @@ type Issue = Extract<SchemaResult<unknown>, { issues: unknown }>['issues'][numbe
 };
 
 /** One line per problem, in words a person who edits YAML understands. */
-function describeIssue(schema: unknown, at: string, issue: Issue): string[] {
+function describeIssue(schema: unknown, at: string, issue: Issue, input: unknown): string[] {
   const path = issue.path ?? [];
+  const keys = path.map((segment) => (typeof segment === 'object' ? segment.key : segment));
+  const found = keys.length > 0 ? valueAt(input, keys) : undefined;
+  if (issue.code === 'invalid_type' && typeof found === 'string' && typeof issue.expected === 'string') {
+    return [`${formatPath(at, path)}: expected a ${issue.expected}, got "${found.slice(0, 40)}"`];
+  }
   if (issue.code === 'unrecognized_keys' && Array.isArray(issue.keys)) {
     const known = knownKeys(schema, path);
     return issue.keys.map((key: unknown) => {

@@ -59,50 +59,63 @@ describe('chorus CLI', () => {
     expect(stdout.split('[demo model]')).toHaveLength(2);
   });
 
-  it('a config typo fails at start with one clear line per problem, no stack trace, no secret', () => {
+  it('a config fails at start with every problem in one run, one line each, no stack trace, no secret', () => {
     const file = configFile(
-      'adapters:\n  console: {}\n  slack: { token: "${SLACK_TOKEN}" }\nplugins:\n  help: {}\nhttp:\n  proxi: x\n',
+      [
+        'adapters:',
+        '  consle: {}',
+        '  slack: { token: "${SLACK_TOKEN}" }',
+        '  console: { userName: "${CHORUS_TEST_UNSET}" }',
+        'plugins:',
+        '  nosuchplugin: {}',
+        '  draw: { maxPerUsr: 2 }',
+        'http:',
+        '  proxi: x',
+        '',
+      ].join('\n'),
     );
-    const { code, stdout, stderr } = chorus(['--config', file], '', {
-      SLACK_TOKEN: 'xoxb-very-secret-value',
-    });
+    const { code, stdout, stderr } = chorus(['--config', file], '', { SLACK_TOKEN: 'xoxb-very-secret-value' });
     expect(code).toBe(2);
     expect(stdout).toBe('');
+    const available = '(available: console, discord, telegram)';
     expect(stderr.trim().split('\n')).toEqual([
+      'chorus: config error: adapters.console.userName: environment variable CHORUS_TEST_UNSET is not set',
       'chorus: config error: http.proxi: unknown key (did you mean "proxy"?)',
+      'chorus: config error: adapters.consle: unknown adapter "consle": no folder adapters/consle and no installed npm package "consle" (did you mean "console"? available: console, discord, telegram)',
+      `chorus: config error: adapters.slack: unknown adapter "slack": no folder adapters/slack and no installed npm package "slack" ${available}`,
+      'chorus: config error: plugins.nosuchplugin: unknown plugin "nosuchplugin": no folder plugins/nosuchplugin and no installed npm package "nosuchplugin" (available: ask, draw, help)',
+      'chorus: config error: plugins.draw.backends: required (expected array)',
+      'chorus: config error: plugins.draw.maxPerUsr: unknown key (did you mean "maxPerUser"?)',
     ]);
-    const second = chorus(
-      ['--config', configFile('adapters:\n  consle: {}\n  slack: { token: "${SLACK_TOKEN}" }\n')],
-      '',
-      {
-        SLACK_TOKEN: 'xoxb-very-secret-value',
-      },
-    );
-    expect(second.code).toBe(2);
-    expect(second.stderr.trim().split('\n')).toEqual([
-      'chorus: config error: adapters.consle: unknown adapter "consle" (did you mean "console"? available: console)',
-      'chorus: config error: adapters.slack: unknown adapter "slack" (available: console)',
-    ]);
-    expect(second.stderr).not.toContain('xoxb-very-secret-value');
-    expect(second.stderr).not.toMatch(/\n\s+at /);
+    expect(stderr).not.toContain('xoxb-very-secret-value');
+    expect(stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('names a missing environment variable and a missing plugin', () => {
-    const file = configFile(
-      'adapters:\n  console: { userName: "${CHORUS_TEST_UNSET}" }\nplugins:\n  nosuchplugin: {}\n',
-    );
-    const { code, stderr } = chorus(['--config', file], '');
+  it('an unknown command-line flag prints the usage and exits 2', () => {
+    const { code, stdout, stderr } = chorus(['--confg', 'x.yaml'], '');
     expect(code).toBe(2);
-    expect(stderr.trim()).toBe(
-      'chorus: config error: adapters.console.userName: environment variable CHORUS_TEST_UNSET is not set',
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')[0]).toBe('chorus: unknown argument: --confg');
+    expect(stderr).toContain('usage: chorus [--config FILE]');
+  });
+
+  it('takes ${VAR} inside YAML flow maps, and a number from a variable in a numeric key', () => {
+    const file = configFile(
+      [
+        'adapters:',
+        '  console: { userName: ${CHORUS_TEST_NAME} }',
+        'plugins:',
+        '  draw: { maxPerUser: ${CHORUS_TEST_MAX}, backends: [{ name: d, type: demo, latencyMs: 1 }] }',
+        '',
+      ].join('\n'),
     );
-    const missing = chorus(
-      ['--config', configFile('adapters:\n  console: {}\nplugins:\n  nosuchplugin: {}\n')],
-      '',
-    );
-    expect(missing.stderr.trim()).toBe(
-      'chorus: config error: plugins.nosuchplugin: no folder plugins/nosuchplugin and no installed npm package "nosuchplugin"',
-    );
+    const ok = chorus(['--config', file], '/help\n', { CHORUS_TEST_NAME: 'ann', CHORUS_TEST_MAX: '2' });
+    expect(ok.stderr).not.toContain('config error');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('/draw');
+    const bad = chorus(['--config', file], '', { CHORUS_TEST_NAME: 'ann', CHORUS_TEST_MAX: 'many' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('chorus: config error: plugins.draw.maxPerUser: expected a number, got "many"');
   });
 });
 

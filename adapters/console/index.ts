@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { z } from 'zod';
-import type { Adapter, AdapterHost } from '../../src/adapter.ts';
+import { type Adapter, type AdapterHost, defineAdapter } from '../../src/adapter.ts';
 import type {
   BotIdentity,
   ChatAddress,
@@ -148,4 +148,11 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
 export const consoleConfig = z.strictObject({
   imageDir: z.string().min(1).default('.chorus/images'),
   userName: z.string().min(1).default('you'),
+});
+
+/** The `console` adapter type, as the config names it under `adapters:`. */
+export const adapter = defineAdapter({
+  type: 'console',
+  config: consoleConfig,
+  create: ({ name, config }) => createConsoleAdapter({ name, ...config }),
 });

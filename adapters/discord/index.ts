@@ -9,7 +9,7 @@
 import { Client, Events, GatewayIntentBits, Partials, RESTEvents, Routes } from 'discord.js';
 import { fetch } from 'undici';
 import { z } from 'zod';
-import type { Adapter, AdapterHost } from '../../src/adapter.ts';
+import { type Adapter, type AdapterHost, defineAdapter } from '../../src/adapter.ts';
 import type { CommandSpec } from '../../src/commands.ts';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
 import type {
@@ -354,3 +354,10 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   };
   return adapter;
 }
+
+/** The `discord` adapter type, as the config names it under `adapters:`. */
+export const adapter = defineAdapter({
+  type: 'discord',
+  config: discordConfig,
+  create: ({ name, config }) => createDiscordAdapter({ name, ...config }),
+});

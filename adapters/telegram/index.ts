@@ -15,7 +15,7 @@ import { autoRetry } from '@grammyjs/auto-retry';
 import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
 import type { InputMediaPhoto, Message } from 'grammy/types';
 import { fetch } from 'undici';
-import type { Adapter, AdapterHost, EditOptions } from '../../src/adapter.ts';
+import { type Adapter, type AdapterHost, defineAdapter, type EditOptions } from '../../src/adapter.ts';
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
@@ -397,3 +397,10 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   };
   return adapter;
 }
+
+/** The `telegram` adapter type, as the config names it under `adapters:`. */
+export const adapter = defineAdapter({
+  type: 'telegram',
+  config: telegramConfig,
+  create: ({ name, config }) => createTelegramAdapter({ name, ...config }),
+});

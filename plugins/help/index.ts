@@ -1,5 +1,25 @@
-/** The `help` plugin: lists the commands of every loaded plugin, in the chat's language. */
-import { definePlugin } from 'chorus';
+/**
+ * The `help` plugin: `/help` lists the commands of every loaded plugin, in the chat's language, and
+ * `/start` (which Telegram sends when someone opens the bot) greets and shows the same list. It
+ * loads unless the config says `help: false`.
+ */
+import { type Context, definePlugin, type PluginContext } from 'chorus';
+
+/** The command list, one line a command, with the prefix the user typed. */
+function commandList(ctx: PluginContext, c: Context): string {
+  const prefix = c.command?.prefix || '/';
+  const lines = ctx.commands().map(({ spec }) => {
+    const description =
+      typeof spec.description === 'string'
+        ? spec.description
+        : (spec.description[c.locale] ?? spec.description.en ?? Object.values(spec.description)[0] ?? '');
+    const usage = spec.usage ? ` ${spec.usage}` : '';
+    const keywords = spec.keywords?.length ? ` (${spec.keywords.map((k) => `${k}${usage}`).join(', ')})` : '';
+    return `${prefix}${spec.name}${usage} - ${description}${keywords}`;
+  });
+  lines.push(`${prefix}cancel - ${c.t('help.cancel')}`);
+  return [c.t('help.title'), ...lines].join('\n');
+}
 
 /** The `help` plugin. */
 export const plugin = definePlugin({
@@ -9,34 +29,22 @@ export const plugin = definePlugin({
       en: {
         'help.title': 'Commands:',
         'help.cancel': 'Cancel your running jobs',
-        'help.description': 'List the commands',
+        'help.greeting': 'Hi {name}! I am {bot}.',
       },
       'zh-CN': {
         'help.title': '命令列表：',
         'help.cancel': '取消你正在运行的任务',
-        'help.description': '列出所有命令',
+        'help.greeting': '你好，{name}！我是 {bot}。',
       },
     });
+    ctx.command({ name: 'help', description: { en: 'List the commands', 'zh-CN': '列出所有命令' } }, async (c) => {
+      await c.reply(commandList(ctx, c));
+    });
     ctx.command(
-      { name: 'help', aliases: ['start'], description: { en: 'List the commands', 'zh-CN': '列出所有命令' } },
+      { name: 'start', description: { en: 'Say hello and list the commands', 'zh-CN': '打个招呼并列出所有命令' } },
       async (c) => {
-        const prefix = c.command?.prefix || '/';
-        const lines = ctx.commands().map(({ spec }) => {
-          const description =
-            typeof spec.description === 'string'
-              ? spec.description
-              : (spec.description[c.locale] ??
-                spec.description.en ??
-                Object.values(spec.description)[0] ??
-                '');
-          const usage = spec.usage ? ` ${spec.usage}` : '';
-          const keywords = spec.keywords?.length
-            ? ` (${spec.keywords.map((k) => `${k}${usage}`).join(', ')})`
-            : '';
-          return `${prefix}${spec.name}${usage} - ${description}${keywords}`;
-        });
-        lines.push(`${prefix}cancel - ${c.t('help.cancel')}`);
-        await c.reply([c.t('help.title'), ...lines].join('\n'));
+        const greeting = c.t('help.greeting', { name: c.user.name, bot: c.bot.name || c.bot.username });
+        await c.reply(`${greeting}\n\n${commandList(ctx, c)}`);
       },
     );
   },

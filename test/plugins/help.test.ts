@@ -26,6 +26,7 @@ describe('help plugin', () => {
       [
         'Commands:',
         '/help - List the commands',
+        '/start - Say hello and list the commands',
         '/draw <prompt> - Draw a picture (画 <prompt>)',
         '/cancel - Cancel your running jobs',
       ].join('\n'),
@@ -43,9 +44,18 @@ describe('help plugin', () => {
       [
         '命令列表：',
         '!help - 列出所有命令',
+        '!start - 打个招呼并列出所有命令',
         '!draw <prompt> - 画一幅画 (画 <prompt>)',
         '!cancel - 取消你正在运行的任务',
       ].join('\n'),
     );
+  });
+
+  it('greets on /start by the user’s and the bot’s names, then lists the commands', async () => {
+    const kit = await createTestBot({ plugins: [{ plugin: help }, { plugin: draw }] });
+    await kit.run(kit.send('/start', { user: { id: 'u7', name: 'Ann' } }));
+    const [text] = kit.adapter.texts();
+    expect(text?.split('\n\n')[0]).toMatch(/^Hi Ann! I am .+\.$/);
+    expect(text).toContain('/draw <prompt> - Draw a picture');
   });
 });

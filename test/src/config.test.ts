@@ -49,7 +49,7 @@ describe('config', () => {
       ),
     );
     expect(issues).toEqual([
-      'http.idleTimeoutMs: expected number, received string',
+      'http.idleTimeoutMs: expected a number, got "soon"',
       'http.conectTimeoutMs: unknown key (did you mean "connectTimeoutMs"?)',
       'htpp: unknown key (did you mean "http"?)',
     ]);
