@@ -4,7 +4,6 @@
  */
 import type { CommandSpec } from './commands.ts';
 import type { Logger } from './logger.ts';
-import type { ConfigSchema } from './plugin.ts';
 import type {
   BotIdentity,
   ButtonPress,
@@ -15,6 +14,7 @@ import type {
   Platform,
   SentMessage,
 } from './message.ts';
+import type { ConfigSchema } from './plugin.ts';
 
 /** At most `count` operations in any `periodMs` window. */
 export interface RateLimit {
@@ -43,7 +43,10 @@ export interface AdapterLimits {
 
 /** What Chorus gives an adapter when it starts. */
 export interface AdapterHost {
-  /** Hands an incoming message to Chorus. Resolves once every listener has handled it. */
+  /**
+   * Hands an incoming message to Chorus. Resolves once the router has taken it (its job started),
+   * not when the job ends: an adapter confirms an update to its platform after this resolves.
+   */
   receive(message: IncomingMessage): Promise<void>;
   /** Hands a button press to Chorus. */
   press(press: ButtonPress): Promise<void>;
@@ -70,6 +73,11 @@ export interface Adapter {
   start(host: AdapterHost): Promise<BotIdentity>;
   /** Stops taking messages and disconnects. */
   stop(): Promise<void>;
+  /**
+   * Stops taking new messages, while sends and edits keep working until `stop()`: the first step of
+   * a shutdown, so that an update which arrives after it stays with the platform for the next run.
+   */
+  stopReceiving?(): Promise<void>;
   /** Sends a message. Throws `RateLimitError` when the platform asks to slow down. */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage>;
   /** Replaces the text of a sent message. Throws `RateLimitError` when the platform asks to slow down. */

@@ -60,6 +60,13 @@ export class Bot {
   readonly #host: PluginHost;
   readonly #jobs = new Map<string, Job>();
   readonly #running = new Set<Promise<void>>();
+  /** What each message set off (its jobs, or a short reply), for {@link Bot.settled}. */
+  readonly #work = new WeakMap<IncomingMessage, Promise<void>>();
+  #resolveAccepting!: () => void;
+  /** Resolves once the plugins are set up and the adapters started: messages wait for it. */
+  readonly #accepting = new Promise<void>((resolve) => {
+    this.#resolveAccepting = resolve;
+  });
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -102,7 +109,7 @@ export class Bot {
         new Outbox(adapter, { clock: this.clock, log: this.log.child(`outbox:${adapter.name}`) }),
       );
     }
-    this.bus.on('message', (message) => this.#route(message));
+    this.bus.on('message', (message) => this.#take(message));
     this.bus.on('button', (press) => this.#press(press));
   }
 
@@ -130,6 +137,15 @@ export class Bot {
       }
     }
     this.#state = 'running';
+    this.#resolveAccepting();
+  }
+
+  /**
+   * Resolves once everything `message` set off (its job, or a short reply) has ended. An adapter's
+   * `receive` resolves earlier, as soon as the router has taken the message.
+   */
+  settled(message: IncomingMessage): Promise<void> {
+    return this.#work.get(message) ?? Promise.resolve();
   }
 
   /**
@@ -186,6 +202,17 @@ export class Bot {
   }
 
   async #shutdown(drain: boolean): Promise<void> {
+    // Intake stops first: an update that arrives from now on stays with the platform, unconfirmed.
+    await Promise.all(
+      [...this.#adapters.values()].map((adapter) =>
+        adapter
+          .stopReceiving?.()
+          .catch((error: unknown) =>
+            this.log.warn('adapter intake stop failed', { adapter: adapter.name, error }),
+          ),
+      ),
+    );
+    this.#resolveAccepting();
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     if (!drain) for (const job of this.#jobs.values()) job.controller.abort(new CancelledError('shutdown'));
@@ -226,8 +253,22 @@ export class Bot {
     };
   }
 
-  async #route(message: IncomingMessage): Promise<void> {
+  /**
+   * Takes a message: waits while the bot starts (so nothing that arrives early is lost), then
+   * hands it to the router. Resolves once the router has started what the message asks for; the
+   * work itself goes on, tracked for shutdown and {@link Bot.settled}.
+   */
+  async #take(message: IncomingMessage): Promise<void> {
+    if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
     if (this.#state !== 'running' || message.sender.isBot) return;
+    const work = this.#route(message);
+    if (!work) return;
+    this.#work.set(message, work);
+    this.#running.add(work);
+    void work.finally(() => this.#running.delete(work));
+  }
+
+  #route(message: IncomingMessage): Promise<void> | undefined {
     const adapter = this.#adapters.get(message.chat.adapter);
     if (!adapter) {
       this.log.warn('message from an unknown adapter', { adapter: message.chat.adapter });
@@ -244,7 +285,7 @@ export class Bot {
       if (parsed.name === 'cancel') return this.#cancelCommand(message);
       if (entry) return this.#runCommand(entry, message, parsed);
       if (message.chat.kind === 'private') {
-        await this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
+        return this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
       }
       return;
     }
@@ -263,7 +304,7 @@ export class Bot {
       count > 0
         ? this.translator.t(this.locale, 'cancel.done', { count })
         : this.translator.t(this.locale, 'cancel.none');
-    await this.#say(message, text);
+    return this.#say(message, text);
   }
 
   async #press(press: ButtonPress): Promise<void> {
@@ -298,20 +339,7 @@ export class Bot {
     );
   }
 
-  #run(
-    plugin: string,
-    command: string,
-    message: IncomingMessage,
-    parsed: ParsedCommand | undefined,
-    handler: CommandHandler,
-  ): Promise<void> {
-    const promise = this.#runJob(plugin, command, message, parsed, handler);
-    this.#running.add(promise);
-    void promise.finally(() => this.#running.delete(promise));
-    return promise;
-  }
-
-  async #runJob(
+  async #run(
     plugin: string,
     command: string,
     message: IncomingMessage,

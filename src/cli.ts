@@ -66,7 +66,11 @@ async function planAdapters(
     }
     try {
       const definition = await loadAdapter(type, `adapters.${name}`, options);
-      plans.push({ name, definition, config: await validateConfig(definition.config, rest, `adapters.${name}`) });
+      plans.push({
+        name,
+        definition,
+        config: await validateConfig(definition.config, rest, `adapters.${name}`),
+      });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       issues.push(...error.issues);
@@ -76,7 +80,11 @@ async function planAdapters(
 }
 
 /** Finds every plugin the config names (and the default ones) and checks its section; problems go to `issues`. */
-async function planPlugins(section: unknown, issues: string[], options: LoaderOptions): Promise<PluginEntry[]> {
+async function planPlugins(
+  section: unknown,
+  issues: string[],
+  options: LoaderOptions,
+): Promise<PluginEntry[]> {
   const sections = { ...defaultPlugins, ...(section && typeof section === 'object' ? section : {}) };
   const entries: PluginEntry[] = [];
   for (const [name, value] of Object.entries(sections)) {

@@ -157,7 +157,11 @@ async function checkConfig(
   const issues: string[] = [];
   const raw = interpolate(parsed, '', { ...options, references, issues });
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    return { raw: {}, config: undefined, issues: [`${file}: expected a mapping of keys (adapters:, plugins:, ...)`] };
+    return {
+      raw: {},
+      config: undefined,
+      issues: [`${file}: expected a mapping of keys (adapters:, plugins:, ...)`],
+    };
   }
   let config: ChorusConfig | undefined;
   try {
@@ -203,7 +207,10 @@ function interpolate(value: unknown, path: string, scope: InterpolationScope): u
   if (Array.isArray(value)) return value.map((item, index) => interpolate(item, `${path}[${index}]`, scope));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, interpolate(item, path ? `${path}.${key}` : key, scope)]),
+      Object.entries(value).map(([key, item]) => [
+        key,
+        interpolate(item, path ? `${path}.${key}` : key, scope),
+      ]),
     );
   }
   return value;

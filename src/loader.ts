@@ -57,7 +57,11 @@ export function loadPlugin(name: string, options: LoaderOptions): Promise<Plugin
 }
 
 /** Loads the adapter type that `adapters.<name>` (or its `type:`) names. Throws `ConfigError` naming the key. */
-export function loadAdapter(type: string, key: string, options: LoaderOptions): Promise<AdapterDefinition<unknown>> {
+export function loadAdapter(
+  type: string,
+  key: string,
+  options: LoaderOptions,
+): Promise<AdapterDefinition<unknown>> {
   return load(adapterKind, type, key, options);
 }
 

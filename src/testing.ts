@@ -362,8 +362,8 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
     bot,
     adapter,
     clock,
-    send: (text, o = {}) =>
-      adapter.host.receive({
+    send: async (text, o = {}) => {
+      const message: IncomingMessage = {
         id: `in${++nextMessage}`,
         chat: chatOf(o),
         sender: userOf(o),
@@ -372,7 +372,10 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
         images: [],
         date: clock.now(),
         ...(o.replyTo && { replyTo: o.replyTo }),
-      }),
+      };
+      await adapter.host.receive(message);
+      await bot.settled(message);
+    },
     press: (action, o) => {
       const press: ButtonPress = {
         id: `press${++nextMessage}`,

@@ -74,7 +74,9 @@ describe('chorus CLI', () => {
         '',
       ].join('\n'),
     );
-    const { code, stdout, stderr } = chorus(['--config', file], '', { SLACK_TOKEN: 'xoxb-very-secret-value' });
+    const { code, stdout, stderr } = chorus(['--config', file], '', {
+      SLACK_TOKEN: 'xoxb-very-secret-value',
+    });
     expect(code).toBe(2);
     expect(stdout).toBe('');
     const available = '(available: console, discord, telegram)';
@@ -115,7 +117,9 @@ describe('chorus CLI', () => {
     expect(ok.stdout).toContain('/draw');
     const bad = chorus(['--config', file], '', { CHORUS_TEST_NAME: 'ann', CHORUS_TEST_MAX: 'many' });
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toBe('chorus: config error: plugins.draw.maxPerUser: expected a number, got "many"');
+    expect(bad.stderr.trim()).toBe(
+      'chorus: config error: plugins.draw.maxPerUser: expected a number, got "many"',
+    );
   });
 });
 

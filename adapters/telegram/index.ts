@@ -5,8 +5,8 @@
  * outbox (1 message a second per chat, 20 a minute per group, 30 a second overall).
  *
  * No update is lost or handled twice: pending updates are never dropped, an update is confirmed
- * only after it has been handed to the bus, and the last handled update id is kept on disk, so
- * one that comes again after a crash is recognised.
+ * only once the router has taken it, and the ids handled in the last day are kept on disk per bot,
+ * so one that comes again after a crash is recognised.
  */
 import { createServer, Agent as HttpAgent, type Server } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -30,7 +30,7 @@ import type {
 import { type TelegramAdapterOptions, telegramConfig } from './config.ts';
 import { markdownToTelegramHtml } from './markdown.ts';
 import { albumChunks, inlineKeyboard, normalizeCallback, normalizeMessage } from './normalize.ts';
-import { readLastHandled, writeLastHandled } from './state.ts';
+import { HandledUpdates } from './state.ts';
 
 export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
@@ -48,29 +48,24 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   const bot = new Bot(config.token, {
     client: { apiRoot: config.apiRoot, baseFetchConfig: { agent, compress: true } },
   });
-  const statePath = join(config.stateDir, `telegram-${name}.json`);
+  // The token starts with the bot's id: the handled ids are the bot's, whatever the instance is called.
+  const statePath = join(config.stateDir, `telegram-${config.token.split(':')[0]}.json`);
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
   let server: Server | undefined;
-  let lastHandled = readLastHandled(statePath);
-  const recent = new Set<number>();
-  // The mark is written once per batch of updates (grammY hands a batch over within one tick),
-  // not once per update: a file write costs more than handling a message.
-  let markPending = false;
-  const saveMark = () => {
-    if (!markPending) return;
-    markPending = false;
-    writeLastHandled(statePath, lastHandled);
-  };
+  let handled: HandledUpdates | undefined;
 
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
   );
   // grammY retries a failed long poll every 3 s; back off instead, up to 30 s, while the network is down.
   bot.api.config.use(async (prev, method, payload, signal) => {
-    if (method !== 'getUpdates' || !(payload as { timeout?: number }).timeout)
-      return prev(method, payload, signal);
+    if (method !== 'getUpdates') return prev(method, payload, signal);
+    // getUpdates with an offset confirms every update before it: the ids handled so far are saved
+    // first (once per batch, not once per update: a file write costs more than a message).
+    handled?.flush();
+    if (!(payload as { timeout?: number }).timeout) return prev(method, payload, signal);
     for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
       try {
         return await prev(method, payload, signal);
@@ -86,31 +81,27 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     (!config.allowedChats || config.allowedChats.includes(chatId)) &&
     (!config.allowedUsers || config.allowedUsers.includes(userId));
 
-  /** Hands an update to the bus once: a second delivery of the same update id is dropped. */
-  const take = (updateId: number, dispatch: () => void) => {
-    if (updateId <= lastHandled || recent.has(updateId)) return;
-    recent.add(updateId);
-    if (recent.size > 10_000) recent.delete(recent.values().next().value!);
+  /**
+   * Hands an update to Chorus once: a second delivery of the same update id is dropped. Resolves
+   * once the router has taken it (its job runs on), so grammY confirms only updates that are taken.
+   */
+  const take = async (updateId: number, dispatch: () => Promise<void> | undefined) => {
+    if (!handled || handled.has(updateId)) return;
     try {
-      dispatch();
-    } finally {
-      lastHandled = Math.max(lastHandled, updateId);
-      if (!markPending) {
-        markPending = true;
-        setImmediate(saveMark);
-      }
+      await dispatch();
+    } catch (error) {
+      host?.log.error('handling an update failed', { updateId, error });
     }
+    handled.add(updateId);
+    if (config.mode === 'webhook') handled.flush();
   };
 
-  bot.on(['message', 'channel_post'], (ctx) => {
+  bot.on(['message', 'channel_post'], async (ctx) => {
     const message = ctx.update.message ?? ctx.update.channel_post;
-    take(ctx.update.update_id, () => {
+    await take(ctx.update.update_id, () => {
       const normalized = message && self ? normalizeMessage(name, message, self) : undefined;
-      if (!normalized || !allowed(normalized.chat.id, normalized.sender.id)) return;
-      // Not awaited: jobs run side by side; the update is taken once it is on the bus.
-      host
-        ?.receive(normalized)
-        .catch((error: unknown) => host?.log.error('handling a message failed', { error }));
+      if (!normalized || !allowed(normalized.chat.id, normalized.sender.id)) return undefined;
+      return host?.receive(normalized);
     });
   });
   bot.on('callback_query', async (ctx) => {
@@ -118,10 +109,10 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     await ctx
       .answerCallbackQuery()
       .catch((error: unknown) => host?.log.debug('answerCallbackQuery failed', { error }));
-    take(ctx.update.update_id, () => {
+    await take(ctx.update.update_id, () => {
       const press = normalizeCallback(name, ctx.update.callback_query);
-      if (!press || !allowed(press.chat.id, press.user.id)) return;
-      host?.press(press).catch((error: unknown) => host?.log.error('handling a button failed', { error }));
+      if (!press || !allowed(press.chat.id, press.user.id)) return undefined;
+      return host?.press(press);
     });
   });
   bot.catch((error) => host?.log.error('telegram update failed', { error: error.error }));
@@ -270,6 +261,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
 
     async start(h) {
       host = h;
+      handled = new HandledUpdates(statePath, {
+        onError: (what, error) => h.log.warn(what, { error }),
+      });
       // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
       // reach Telegram at start should say so.
       const me = await call('getMe', () => bot.api.getMe());
@@ -307,15 +301,24 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       return self;
     },
 
-    async stop() {
+    async stopReceiving() {
       if (server) {
         // Keep the webhook: Telegram holds updates for us until we are back.
-        await new Promise<void>((resolve) => server!.close(() => resolve()));
-        server.closeAllConnections();
+        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeIdleConnections();
+        await closed;
+        server = undefined;
       }
+      // grammY confirms what it has tried; a later update of the same batch is still taken and
+      // remembered, so the next run skips it when Telegram sends it again.
       if (bot.isRunning())
         await bot.stop().catch((error: unknown) => host?.log.warn('telegram stop failed', { error }));
       await polling;
+      handled?.flush();
+    },
+
+    async stop() {
+      await adapter.stopReceiving!();
     },
 
     planSend,

@@ -37,11 +37,17 @@ export const plugin = definePlugin({
         'help.greeting': '你好，{name}！我是 {bot}。',
       },
     });
-    ctx.command({ name: 'help', description: { en: 'List the commands', 'zh-CN': '列出所有命令' } }, async (c) => {
-      await c.reply(commandList(ctx, c));
-    });
     ctx.command(
-      { name: 'start', description: { en: 'Say hello and list the commands', 'zh-CN': '打个招呼并列出所有命令' } },
+      { name: 'help', description: { en: 'List the commands', 'zh-CN': '列出所有命令' } },
+      async (c) => {
+        await c.reply(commandList(ctx, c));
+      },
+    );
+    ctx.command(
+      {
+        name: 'start',
+        description: { en: 'Say hello and list the commands', 'zh-CN': '打个招呼并列出所有命令' },
+      },
       async (c) => {
         const greeting = c.t('help.greeting', { name: c.user.name, bot: c.bot.name || c.bot.username });
         await c.reply(`${greeting}\n\n${commandList(ctx, c)}`);

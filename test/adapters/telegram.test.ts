@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -245,6 +245,56 @@ describe('telegram adapter with the real grammY client', () => {
     ]);
     expect(logs.join('\n')).not.toMatch(/Conflict|polling stopped/);
     expect(fake.pendingUpdates).toBe(0);
+  });
+
+  it('answers an update that waits while the bot starts, and confirms it only once it is taken', async () => {
+    const fake = await new FakeTelegram({ limits: { perChatMs: 0 } }).start();
+    cleanups.push(() => fake.close());
+    // The update is there before the bot starts, and the bot is slow to finish starting.
+    fake.userSays(privateChat, ann, '/echo early bird');
+    fake.delay('setMyCommands', 300);
+    await start({ fake });
+    await eventually(
+      () => botMessages(fake, privateChat.id).map((m) => m.text),
+      (texts) => texts.includes('early bird'),
+      'the reply to the early update',
+    );
+    expect(fake.pendingUpdates).toBe(0);
+  });
+
+  it('is never silenced when update ids go down (another token or server, or a week of silence)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'chorus-tg-'));
+    const high = await new FakeTelegram({ limits: { perChatMs: 0 }, firstUpdateId: 900_000 }).start();
+    cleanups.push(() => high.close());
+    const first = await start({ fake: high, stateDir });
+    high.userSays(privateChat, ann, '/echo high');
+    await eventually(
+      () => botMessages(high, privateChat.id).length,
+      (n) => n === 1,
+      'the first reply',
+    );
+    await first.stop();
+    // The same bot, and Telegram now counts from far lower.
+    const low = await new FakeTelegram({ limits: { perChatMs: 0 }, firstUpdateId: 5 }).start();
+    cleanups.push(() => low.close());
+    await start({ fake: low, stateDir });
+    low.userSays(privateChat, ann, '/echo low 1');
+    low.userSays(privateChat, ann, '/echo low 2');
+    await eventually(
+      () =>
+        botMessages(low, privateChat.id)
+          .map((m) => m.text)
+          .sort(),
+      (texts) => texts.length === 2,
+      'both replies',
+    );
+    expect(
+      botMessages(low, privateChat.id)
+        .map((m) => m.text)
+        .sort(),
+    ).toEqual(['low 1', 'low 2']);
+    // What is remembered is the bot's (by its id), whatever the adapter instance is called.
+    expect(readdirSync(stateDir)).toEqual([`telegram-${high.token.split(':')[0]}.json`]);
   });
 
   it('rides out a network outage with growing waits, then carries on', async () => {

@@ -70,6 +70,8 @@ export interface FakeTelegramOptions {
   readonly token?: string;
   /** Budgets enforced with 429s. Telegram's published limits by default. */
   readonly limits?: { perChatMs?: number; perGroupPerMinute?: number; globalPerSecond?: number };
+  /** The first update id (Telegram's are large, and start at random after a week without updates). */
+  readonly firstUpdateId?: number;
 }
 
 const allowedTags = new Set([
@@ -193,7 +195,8 @@ export class FakeTelegram {
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #queue: Json[] = [];
-  #nextUpdateId = 100;
+  #nextUpdateId: number;
+  readonly #delays = new Map<string, number>();
   #pollWaiter: { wake: () => void; res: ServerResponse } | undefined;
   readonly #chatStamps = new Map<number, number[]>();
   #globalStamps: number[] = [];
@@ -203,6 +206,7 @@ export class FakeTelegram {
   constructor(options: FakeTelegramOptions = {}) {
     this.token = options.token ?? '123456789:AAFakeTokenForChorusTests_abcdefghijk';
     this.#limits = { perChatMs: 1000, perGroupPerMinute: 20, globalPerSecond: 30, ...options.limits };
+    this.#nextUpdateId = options.firstUpdateId ?? 100;
   }
 
   /** Listens on `port` (default: a free one). */
@@ -230,6 +234,11 @@ export class FakeTelegram {
     times = 1,
   ): void {
     this.#failures.push({ method, ...failure, times });
+  }
+
+  /** Makes every call of `method` take `ms` longer, as a slow network or a busy server would. */
+  delay(method: string, ms: number): void {
+    this.#delays.set(method, ms);
   }
 
   /** Requests of one method, in order. */
@@ -363,6 +372,8 @@ export class FakeTelegram {
       const { params, files } = await readParams(req, url);
       recorded = { method, params, at: Date.now() };
       this.requests.push(recorded);
+      const delay = this.#delays.get(method);
+      if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
       const failure = this.#failures.find((f) => f.method === method && f.times > 0);
       if (failure) {
         failure.times--;
