@@ -19,6 +19,7 @@ import type {
   OutgoingMessage,
   SentMessage,
 } from '../../src/message.ts';
+import { Interactions } from './interactions.ts';
 import {
   applicationCommand,
   channelOf,
@@ -28,6 +29,7 @@ import {
   normalizePress,
   sameCommands,
 } from './normalize.ts';
+import { createDiscordRequest } from './request.ts';
 
 const snowflake = z.string().regex(/^\d{17,20}$/, 'a Discord id (17-20 digits)');
 
@@ -53,18 +55,7 @@ export const discordConfig = z.strictObject({
 export type DiscordAdapterOptions = z.input<typeof discordConfig> & { readonly name?: string };
 
 const fileLimit = 10 * 1024 * 1024;
-/** Interaction tokens last 15 minutes; after that, replies go to the channel. */
-const interactionLifetimeMs = 14 * 60 * 1000;
 const noPings = { parse: [], replied_user: false };
-
-interface PendingInteraction {
-  readonly token: string;
-  readonly deferred: Promise<void>;
-  readonly expiresAt: number;
-  originalUsed: boolean;
-  /** Messages sent through this interaction's webhook, edited through it too. */
-  readonly messages: Set<string>;
-}
 
 /** Creates a Discord adapter. */
 export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
@@ -72,6 +63,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     Object.fromEntries(Object.entries(options).filter(([key]) => key !== 'name')),
   );
   const name = options.name ?? 'discord';
+  const request = createDiscordRequest();
   const client = new Client({
     intents: [
       GatewayIntentBits.Guilds,
@@ -80,12 +72,16 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
       GatewayIntentBits.MessageContent,
     ],
     partials: [Partials.Channel],
-    rest: config.api ? { api: config.api } : {},
+    rest: {
+      ...(config.api && { api: config.api }),
+      makeRequest: request.makeRequest as never,
+    },
     allowedMentions: { parse: [], repliedUser: false },
   });
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
-  const interactions = new Map<string, PendingInteraction>();
+  // After an interaction's token expires, replies go to the channel.
+  const interactions = new Interactions();
   const seen = new Set<string>();
 
   /** True the first time an event id is seen: a replay after RESUME is not handled twice. */
@@ -121,13 +117,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
           auth: false,
         })
         .then(() => {});
-      interactions.set(interaction.id, {
-        token: interaction.token,
-        deferred,
-        expiresAt: Date.now() + interactionLifetimeMs,
-        originalUsed: false,
-        messages: new Set(),
-      });
+      interactions.add(interaction.id, interaction.token, deferred);
       deferred
         .then(() => host?.receive(normalizeCommand(name, interaction)))
         .catch((error: unknown) =>
@@ -196,19 +186,6 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
           ],
     );
 
-  /** The live interaction a reply belongs to, if any. */
-  const interactionFor = (replyTo: string | undefined) => {
-    const pending = replyTo === undefined ? undefined : interactions.get(replyTo);
-    if (!pending) return undefined;
-    if (Date.now() > pending.expiresAt) {
-      interactions.delete(replyTo!);
-      return undefined;
-    }
-    return pending;
-  };
-  const webhookHolding = (messageId: string) =>
-    [...interactions.values()].find((p) => p.messages.has(messageId) && Date.now() < p.expiresAt);
-
   const adapter: Adapter = {
     name,
     platform: 'discord',
@@ -234,6 +211,8 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
 
     async stop() {
       await client.destroy();
+      interactions.clear();
+      await request.close();
     },
 
     /** Ten files per message; a picture over 10 MiB becomes a note; long captions are the core's to split. */
@@ -265,7 +244,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
           urls.length ? { ...part, text: [part.text, ...urls].filter(Boolean).join('\n') } : part,
           files,
         );
-        const pending = interactionFor(part.replyTo);
+        const pending = interactions.replyingTo(part.replyTo);
         let sent: { id: string };
         if (pending) {
           await pending.deferred;
@@ -302,7 +281,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
         allowed_mentions: noPings,
         ...(message.buttons && { components: components(message.buttons) }),
       };
-      const pending = webhookHolding(messageId);
+      const pending = interactions.holding(messageId);
       if (pending) {
         const original = [...pending.messages][0] === messageId;
         await call('an interaction edit', () =>

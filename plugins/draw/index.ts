@@ -171,8 +171,16 @@ export const plugin = definePlugin({
         for await (const result of asCompleted(tasks, { signal: c.signal, clock: c.clock })) {
           if (result.status === 'fulfilled') {
             const { images, seconds } = result.value;
-            await sendAlbum(c, result.key, images, seconds);
-            set(result.key, { kind: 'done', images: images.length, seconds });
+            try {
+              await sendAlbum(c, result.key, images, seconds);
+              set(result.key, { kind: 'done', images: images.length, seconds });
+            } catch (error) {
+              // The platform refused this album (too large, gone, unreachable): a note in the
+              // status, and the other backends carry on.
+              if (isCancellation(error) || c.signal.aborted) throw error;
+              c.log.warn('album not sent', { backend: result.key, error });
+              set(result.key, { kind: 'failed', reason: c.t('draw.notSent') });
+            }
           } else {
             c.log.warn('backend failed', { backend: result.key, error: result.reason });
             set(result.key, { kind: 'failed', reason: shortReason(c, result.reason) });

@@ -18,6 +18,7 @@ export const strings = {
     'draw.unreachable': 'unreachable',
     'draw.error': 'failed',
     'draw.cancelled': 'cancelled',
+    'draw.notSent': 'drew, but the album could not be sent',
   },
   'zh-CN': {
     'draw.usage': '用法：/draw <描述>，例如 /draw 雪中的红狐狸',
@@ -37,5 +38,6 @@ export const strings = {
     'draw.unreachable': '无法连接',
     'draw.error': '失败',
     'draw.cancelled': '已取消',
+    'draw.notSent': '已画好，但图片发送失败',
   },
 } as const;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { asImage, fillBody, fillUrl, pick, sniffImage } from '../../plugins/draw/backends.ts';
 import { paintDemo } from '../../plugins/draw/demo.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
-import { ConfigError, type OutgoingMessage } from '../../src/index.ts';
+import { AdapterError, ConfigError, type OutgoingMessage } from '../../src/index.ts';
 import { createTestBot, type TestBot } from '../../src/testing.ts';
 import { type FakeImageBackends, labelOf, startFakeImageBackends } from '../fakes/images.ts';
 
@@ -122,6 +122,25 @@ describe('draw', () => {
       ].sort(),
     );
     await eventually(() => expect(fakes.server.aborted).toContain('/bytes/hang'));
+  });
+
+  it('an album the platform refuses becomes a note in the status; the other backends’ albums still go out', async () => {
+    fakes.set('fast', 'ok', 20);
+    fakes.set('medium', 'ok', 120);
+    fakes.set('slow', 'ok', 300);
+    const kit = await start({ backends: [openai('fast'), json('medium'), bytes('slow')] });
+    kit.adapter.fail((call) =>
+      call.kind === 'send' && call.message.text?.startsWith('fast ·')
+        ? new AdapterError('mock', 'the platform refused the album', { remote: true })
+        : undefined,
+    );
+    await kit.run(kit.send('/draw a red fox'));
+    expect(albums(kit).map((c) => c.message.text?.split(' · ')[0])).toEqual(['medium', 'slow']);
+    const status = statusOf(kit);
+    expect(status.final).toBe(true);
+    const lines = status.text.split('\n');
+    expect(lines[0]).toBe('Finished: 2/3 backends delivered');
+    expect(lines).toContain('✗ fast: drew, but the album could not be sent');
   });
 
   it('/cancel aborts the backends’ HTTP requests and finishes the status message', async () => {

@@ -1,0 +1,50 @@
+/**
+ * How discord.js's REST client reaches Discord: through the undici that Chorus itself uses, with a
+ * connection pool of the adapter's own.
+ *
+ * @discordjs/rest bundles an older undici whose `request` takes whatever dispatcher is installed
+ * globally; both versions share that global slot, so once Chorus's undici has loaded, requests
+ * with files (FormData bodies) fail inside the other one. Handing discord.js this function instead
+ * keeps one undici on the path and leaves the global dispatcher alone.
+ */
+import { Agent, fetch } from 'undici';
+
+/** The request options @discordjs/rest passes to `makeRequest` (a subset of fetch's). */
+interface RestRequestInit {
+  readonly method?: string | undefined;
+  readonly headers?: unknown;
+  readonly body?: unknown;
+  readonly signal?: AbortSignal | null | undefined;
+}
+
+/** A `makeRequest` for discord.js's `rest` option, on its own undici Agent. */
+export function createDiscordRequest(): {
+  makeRequest: (url: string, init: RestRequestInit) => ReturnType<typeof fetch>;
+  close: () => Promise<void>;
+} {
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: 15_000 } });
+  return {
+    async makeRequest(url, init) {
+      const headers: Record<string, string> = {};
+      for (const [key, value] of Object.entries((init.headers ?? {}) as Record<string, unknown>)) {
+        if (value !== undefined) headers[key.toLowerCase()] = String(value);
+      }
+      let body = init.body as string | Uint8Array | undefined;
+      if (init.body instanceof FormData) {
+        // A multipart body (attachments), encoded by the platform's own Response, which knows its
+        // own FormData; undici sends the bytes with their boundary.
+        const encoded = new Response(init.body);
+        headers['content-type'] = encoded.headers.get('content-type') ?? 'multipart/form-data';
+        body = new Uint8Array(await encoded.arrayBuffer());
+      }
+      return fetch(url, {
+        method: init.method ?? 'GET',
+        headers,
+        ...(body !== undefined && body !== null && { body }),
+        ...(init.signal && { signal: init.signal }),
+        dispatcher,
+      });
+    },
+    close: () => dispatcher.close(),
+  };
+}
