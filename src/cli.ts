@@ -168,8 +168,15 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
-  await bot.start();
-  await bot.stopped;
+  // The core's timers do not keep the process alive; while the bot runs and shuts down, this does,
+  // so a shutdown that waits on a rate budget still sends its last edits before the process exits.
+  const alive = setInterval(() => {}, 60_000);
+  try {
+    await bot.start();
+    await bot.stopped;
+  } finally {
+    clearInterval(alive);
+  }
   return 0;
 }
 

@@ -1,0 +1,108 @@
+/**
+ * Runs Chorus the way its users do: `npm start -- --config FILE`, a child process, with the config
+ * written to a temporary folder. The platform and backend fakes run in the test's process on
+ * 127.0.0.1; the bot reaches them over real HTTP and WebSocket connections.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+
+/** A running `npm start`. */
+export interface RunningChorus {
+  readonly child: ChildProcess;
+  /** Everything printed so far. */
+  readonly output: () => { stdout: string; stderr: string };
+  /** Resolves once `pattern` shows up on stderr (the log) or stdout; rejects after `ms`. */
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  /** Sends `signal` and resolves with the exit code and how long the exit took. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+  /** Resolves with the exit code once the process has ended. */
+  readonly exited: Promise<number | null>;
+}
+
+/** A fresh folder for one test's config and state. */
+export function workDir(prefix = 'chorus-e2e-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts `npm start -- --config <dir>/chorus.yaml` with `config` as the file. */
+export function startChorus(
+  dir: string,
+  config: string,
+  options: { env?: Record<string, string> } = {},
+): RunningChorus {
+  const file = join(dir, 'chorus.yaml');
+  writeFileSync(file, config);
+  const child = spawn('npm', ['start', '--silent', '--', '--config', file], {
+    cwd: root,
+    env: { ...process.env, ...options.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const watchers = new Set<() => void>();
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    for (const check of watchers) check();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const check of watchers) check();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    output: () => ({ stdout, stderr }),
+    exited,
+    waitFor(pattern, ms = 20_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(stderr) || pattern.test(stdout)) {
+            watchers.delete(check);
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          watchers.delete(check);
+          reject(new Error(`waited ${ms} ms for ${pattern}; the bot printed:\n${stderr}\n${stdout}`));
+        }, ms);
+        void exited.then(() => {
+          if (!watchers.has(check)) return;
+          watchers.delete(check);
+          clearTimeout(timer);
+          check();
+          reject(new Error(`the bot exited before ${pattern}; it printed:\n${stderr}\n${stdout}`));
+        });
+        watchers.add(check);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      const started = Date.now();
+      if (child.exitCode === null) child.kill(signal);
+      const code = await exited;
+      return { code, ms: Date.now() - started };
+    },
+  };
+}
+
+/** Polls `read` until `ok` holds; fails after `ms` saying what it waited for. */
+export async function until<T>(
+  read: () => T,
+  ok: (value: T) => boolean,
+  what: string,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline)
+      throw new Error(`waited ${ms} ms for ${what}; last seen: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
