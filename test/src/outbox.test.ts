@@ -250,7 +250,10 @@ describe('Outbox: results first', () => {
 
   it('a final edit is never dropped, and keeps the fields a later coalesced edit leaves out', async () => {
     const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
-    const sent = await outbox.send(chat('a'), { text: 'working', buttons: [[{ id: 'x', label: 'Cancel' }]] });
+    const sent = await outbox.send(chat('a'), {
+      text: 'working',
+      buttons: [[{ label: 'Cancel', action: 'job:cancel' }]],
+    });
     const done = outbox.edit(chat('a'), sent.ids[0]!, { text: 'done', buttons: [] }, { final: true });
     const late = outbox.edit(chat('a'), sent.ids[0]!, { text: 'done!' }, { final: false });
     await clock.tick(2000);
