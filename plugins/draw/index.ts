@@ -171,8 +171,10 @@ export const plugin = definePlugin({
         for await (const result of asCompleted(tasks, { signal: c.signal, clock: c.clock })) {
           if (result.status === 'fulfilled') {
             const { images, seconds } = result.value;
-            await sendAlbum(c, result.key, images, seconds);
+            // The status learns first, so its next edit (which the outbox sends after the album)
+            // is never older than the albums already sent.
             set(result.key, { kind: 'done', images: images.length, seconds });
+            await sendAlbum(c, result.key, images, seconds);
           } else {
             c.log.warn('backend failed', { backend: result.key, error: result.reason });
             set(result.key, { kind: 'failed', reason: shortReason(c, result.reason) });
