@@ -1,5 +1,6 @@
 /** `npm run bench`: runs every benchmark and prints one table. Figures go in the README. */
 import { benchAsk } from './ask.ts';
+import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
 import { benchTelegram } from './telegram.ts';
@@ -8,6 +9,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
   ['draw', benchDraw],
   ['ask', benchAsk],
+  ['budget', benchBudgets],
   ['tg', benchTelegram],
 ];
 

@@ -1,11 +1,18 @@
 /**
  * The outbox: every send and edit goes through a per-chat queue that keeps the adapter's declared
- * rate budgets. Edits of one message that have not gone out yet coalesce (the latest text wins),
- * so a fast stream costs one edit per budget slot, not one per token. Sends and final edits are
- * never dropped: a `RateLimitError` pauses that chat's queue for `retryAfterMs` and retries.
+ * rate budgets and puts results first.
+ *
+ * - Sends (answers, albums, the first message of a stream) go before pending edits, in the order
+ *   they were queued, and may use the whole burst a budget allows.
+ * - Edits use what sends leave: at most one per sustained slot (a budget of 5 per 5 s allows an
+ *   edit a second), and an intermediate edit never the last free slot of a window, which stays
+ *   for the next result (a final edit may take it).
+ *   Pending edits of one message coalesce (the latest text wins, `final` sticks), so a fast stream
+ *   costs one edit per slot, not one per token. Edits of different messages take turns.
+ * - Nothing is dropped: a `RateLimitError` pauses that chat's queue for `retryAfterMs` and retries.
  */
 import type { Adapter, RateLimit, RateLimits } from './adapter.ts';
-import { type Clock, sleep, systemClock } from './clock.ts';
+import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { RateLimitError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
@@ -13,12 +20,24 @@ import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
 /** A sliding window: at most `count` operations in any `periodMs`. */
 class Window {
   readonly #stamps: number[] = [];
-  constructor(readonly limit: RateLimit) {}
+  /** Slots an edit leaves free for the next send: one, where the window has more than one. */
+  readonly reserve: number;
 
-  /** The earliest time at which one more operation fits. */
-  nextFree(now: number): number {
+  constructor(readonly limit: RateLimit) {
+    this.reserve = limit.count > 1 ? 1 : 0;
+  }
+
+  /** The sustained pace of the window: one operation per this many ms. */
+  get slotMs(): number {
+    return this.limit.periodMs / this.limit.count;
+  }
+
+  /** The earliest time at which one more operation fits and still leaves `reserve` slots free. */
+  nextFree(now: number, reserve: number): number {
     while (this.#stamps.length > 0 && this.#stamps[0]! <= now - this.limit.periodMs) this.#stamps.shift();
-    return this.#stamps.length < this.limit.count ? now : this.#stamps[0]! + this.limit.periodMs;
+    const allowed = this.limit.count - 1 - reserve;
+    if (this.#stamps.length <= allowed) return now;
+    return this.#stamps[this.#stamps.length - 1 - allowed]! + this.limit.periodMs;
   }
 
   take(now: number): void {
@@ -26,21 +45,47 @@ class Window {
   }
 }
 
-type Operation =
-  | { kind: 'send'; message: OutgoingMessage; settle: Settlers<SentMessage>[] }
-  | { kind: 'edit'; messageId: string; message: OutgoingMessage; final: boolean; settle: Settlers<void>[] };
-
 interface Settlers<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
 }
 
+interface SendOperation {
+  readonly kind: 'send';
+  /** Each operation keeps its own address: topics and threads share their chat's queue, not its address. */
+  readonly chat: ChatAddress;
+  readonly message: OutgoingMessage;
+  readonly settle: Settlers<SentMessage>;
+  attempts: number;
+}
+
+interface EditOperation {
+  readonly kind: 'edit';
+  readonly chat: ChatAddress;
+  readonly messageId: string;
+  message: OutgoingMessage;
+  final: boolean;
+  settle: Settlers<void>[];
+  attempts: number;
+}
+
+type Operation = SendOperation | EditOperation;
+
 interface ChatQueue {
   readonly chat: ChatAddress;
-  readonly operations: (Operation & { chat: ChatAddress; attempts: number; inFlight: boolean })[];
+  /** First in, first out. */
+  readonly sends: SendOperation[];
+  /** At most one waiting edit per message, in turn order (an edit that went out rejoins at the back). */
+  edits: Map<string, EditOperation>;
+  inFlight: Operation | undefined;
   readonly windows: Window[];
+  /** The sustained pace of the chat's budgets: edits go at most once per this many ms. */
+  readonly editSpacingMs: number;
   pausedUntil: number;
+  lastOpAt: number;
   draining: boolean;
+  /** Ends the drain loop's current wait early (something new was queued). */
+  wake: (() => void) | undefined;
 }
 
 /** Options of an outbox. */
@@ -83,15 +128,18 @@ export class Outbox {
   }
 
   /**
-   * Queues a message. Resolves once the platform has it. A message the adapter sends in several
-   * calls (`planSend`) is queued as that many operations, back to back, each within the budget.
+   * Queues a message. Resolves once the platform has it. Sends go before pending edits and keep
+   * their order among themselves. A message the adapter sends in several calls (`planSend`) is
+   * queued as that many operations, back to back, each within the budget.
    */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
     const parts = this.#adapter.planSend?.(message) ?? [message];
     const sends = parts.map(
       (part) =>
         new Promise<SentMessage>((resolve, reject) => {
-          this.#push(chat, { kind: 'send', message: part, settle: [{ resolve, reject }] });
+          const queue = this.#queue(chat);
+          queue.sends.push({ kind: 'send', chat, message: part, settle: { resolve, reject }, attempts: 0 });
+          this.#kick(queue);
         }),
     );
     if (sends.length === 1) return sends[0]!;
@@ -99,8 +147,9 @@ export class Outbox {
   }
 
   /**
-   * Queues an edit. An edit of the same message still waiting in the queue takes the new text
-   * instead (both callers resolve when it goes out); `final` sticks once set.
+   * Queues an edit. An edit of the same message still waiting takes the new text instead (both
+   * callers resolve when it goes out); `final` sticks once set, and fields the new message leaves
+   * out (buttons, format) are kept.
    */
   edit(
     chat: ChatAddress,
@@ -110,30 +159,35 @@ export class Outbox {
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       const queue = this.#queue(chat);
-      const waiting = queue.operations.find(
-        (op) => op.kind === 'edit' && op.messageId === messageId && !op.inFlight,
-      );
-      if (waiting && waiting.kind === 'edit') {
-        waiting.message = message;
+      const waiting = queue.edits.get(messageId);
+      if (waiting) {
+        waiting.message = { ...waiting.message, ...message };
+        const becameFinal = options.final && !waiting.final;
         waiting.final ||= options.final;
         waiting.settle.push({ resolve, reject });
         this.stats.coalesced++;
+        // A final edit may go sooner than an intermediate one: let the queue look again.
+        if (becameFinal) this.#kick(queue);
         return;
       }
-      this.#push(chat, {
+      queue.edits.set(messageId, {
         kind: 'edit',
+        chat,
         messageId,
         message,
         final: options.final,
         settle: [{ resolve, reject }],
+        attempts: 0,
       });
+      this.#kick(queue);
     });
   }
 
   /** Operations waiting or in flight, across all chats. */
   get pending(): number {
     let count = 0;
-    for (const queue of this.#queues.values()) count += queue.operations.length;
+    for (const queue of this.#queues.values())
+      count += queue.sends.length + queue.edits.size + (queue.inFlight ? 1 : 0);
     return count;
   }
 
@@ -152,42 +206,65 @@ export class Outbox {
       const windows: Window[] = [];
       if (perChat) windows.push(new Window(perChat));
       if (perGroup && chat.kind !== 'private') windows.push(new Window(perGroup));
-      queue = { chat, operations: [], windows, pausedUntil: 0, draining: false };
+      queue = {
+        chat,
+        sends: [],
+        edits: new Map(),
+        inFlight: undefined,
+        windows,
+        editSpacingMs: Math.max(0, ...windows.map((w) => w.slotMs)),
+        pausedUntil: 0,
+        lastOpAt: Number.NEGATIVE_INFINITY,
+        draining: false,
+        wake: undefined,
+      };
       this.#queues.set(key, queue);
     }
     return queue;
   }
 
-  #push(chat: ChatAddress, operation: Operation): void {
-    const queue = this.#queue(chat);
-    // Each operation keeps its own address: topics and threads share their chat's queue, not its address.
-    queue.operations.push({ ...operation, chat, attempts: 0, inFlight: false });
-    if (!queue.draining) void this.#drain(queue);
+  #kick(queue: ChatQueue): void {
+    if (queue.draining) queue.wake?.();
+    else void this.#drain(queue);
+  }
+
+  /** The next operation: the oldest send, else the edit whose turn it is. */
+  #next(queue: ChatQueue): Operation | undefined {
+    return queue.sends[0] ?? queue.edits.values().next().value;
   }
 
   async #drain(queue: ChatQueue): Promise<void> {
     queue.draining = true;
-    while (queue.operations.length > 0) {
-      await this.#waitForBudget(queue);
-      // The head may have been coalesced into while we waited; it is still the head.
-      const op = queue.operations[0]!;
-      op.inFlight = true;
+    // Let the caller finish queueing what it queues in one go (an album and its status update),
+    // so the send goes first even when the edit was queued a moment earlier.
+    await Promise.resolve();
+    for (let op = this.#next(queue); op; op = this.#next(queue)) {
+      const now = this.#clock.now();
+      const at = this.#readyAt(queue, op, now);
+      if (at > now) {
+        // Something queued meanwhile (a send) may go sooner: look again when woken.
+        await this.#wait(queue, at - now);
+        continue;
+      }
+      for (const window of queue.windows) window.take(now);
+      this.#global?.take(now);
+      queue.lastOpAt = now;
+      if (op.kind === 'send') queue.sends.shift();
+      else queue.edits.delete(op.messageId);
+      queue.inFlight = op;
       try {
         if (op.kind === 'send') {
           const sent = await this.#adapter.send(op.chat, op.message);
           this.stats.sent++;
-          queue.operations.shift();
-          for (const s of op.settle) s.resolve(sent);
+          op.settle.resolve(sent);
         } else {
           await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
           this.stats.edited++;
-          queue.operations.shift();
           for (const s of op.settle) s.resolve();
         }
       } catch (error) {
         if (error instanceof RateLimitError && op.attempts < this.#maxRetries) {
           op.attempts++;
-          op.inFlight = false;
           this.stats.rateLimited++;
           queue.pausedUntil = Math.max(queue.pausedUntil, this.#clock.now() + error.retryAfterMs);
           this.#log.warn('rate limited, pausing chat', {
@@ -196,29 +273,63 @@ export class Outbox {
             retryAfterMs: error.retryAfterMs,
             attempt: op.attempts,
           });
-          continue;
+          this.#requeue(queue, op);
+        } else if (op.kind === 'send') {
+          op.settle.reject(error);
+        } else {
+          for (const s of op.settle) s.reject(error);
         }
-        queue.operations.shift();
-        for (const s of op.settle) s.reject(error);
+      } finally {
+        queue.inFlight = undefined;
       }
     }
     queue.draining = false;
     if (this.pending === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
-  async #waitForBudget(queue: ChatQueue): Promise<void> {
-    for (;;) {
-      const now = this.#clock.now();
-      let at = Math.max(now, queue.pausedUntil);
-      for (const window of queue.windows) at = Math.max(at, window.nextFree(now));
-      if (this.#global) at = Math.max(at, this.#global.nextFree(now));
-      if (at <= now) {
-        for (const window of queue.windows) window.take(now);
-        this.#global?.take(now);
-        return;
-      }
-      await sleep(this.#clock, at - now);
+  /** Puts a rate-limited operation back at the head of its line; an edit takes any newer text. */
+  #requeue(queue: ChatQueue, op: Operation): void {
+    if (op.kind === 'send') {
+      queue.sends.unshift(op);
+      return;
     }
+    const newer = queue.edits.get(op.messageId);
+    if (newer) {
+      op.message = { ...op.message, ...newer.message };
+      op.final ||= newer.final;
+      op.settle = [...op.settle, ...newer.settle];
+      queue.edits.delete(op.messageId);
+    }
+    queue.edits = new Map([[op.messageId, op], ...queue.edits]);
+  }
+
+  /**
+   * When `op` may go, given the budgets, the pace of edits and any pause. A final edit (a status's
+   * last word) may take the slot that intermediate edits leave free for the next result.
+   */
+  #readyAt(queue: ChatQueue, op: Operation, now: number): number {
+    let at = Math.max(now, queue.pausedUntil);
+    const edit = op.kind === 'edit';
+    const reserving = edit && !op.final;
+    if (edit) at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
+    for (const window of queue.windows)
+      at = Math.max(at, window.nextFree(now, reserving ? window.reserve : 0));
+    if (this.#global) at = Math.max(at, this.#global.nextFree(now, reserving ? this.#global.reserve : 0));
+    return at;
+  }
+
+  /** Waits `ms`, or less when `#kick` wakes the queue. */
+  #wait(queue: ChatQueue, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let handle: TimerHandle | undefined;
+      const done = () => {
+        if (handle !== undefined) this.#clock.clearTimeout(handle);
+        queue.wake = undefined;
+        resolve();
+      };
+      queue.wake = done;
+      handle = this.#clock.setTimeout(done, ms);
+    });
   }
 }
 

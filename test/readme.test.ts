@@ -16,9 +16,11 @@ describe('README', () => {
     const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    expect(readme).toContain('npm install && npm start');
+    const ci = readFileSync(resolve(root, '.ci/run'), 'utf8');
+    expect(readme).toContain('\nnpm ci && npm start ');
     expect(readme).toContain('\nnpm test ');
     expect(pkg.scripts.start).toBeDefined();
-    expect(readFileSync(resolve(root, '.ci/run'), 'utf8')).toMatch(/^npm test$/m);
+    expect(ci).toMatch(/^npm ci\b/m);
+    expect(ci).toMatch(/^npm test$/m);
   });
 });

@@ -47,8 +47,10 @@ export const discordConfig = z.strictObject({
   allowedGuilds: z.array(snowflake).optional(),
   allowedChannels: z.array(snowflake).optional(),
   allowedUsers: z.array(snowflake).optional(),
-  /** Sends and edits per second in one channel (Discord allows bursts of 5 per 5 s). */
+  /** Sends and edits per second in one channel, on average. */
   perChannelPerSecond: z.number().positive().default(1),
+  /** How many of them may go at once, within the average (Discord's channel bucket: 5 per 5 s). */
+  perChannelBurst: z.number().int().positive().default(5),
 });
 
 /** Options of {@link createDiscordAdapter}: the config section plus the instance name. */
@@ -191,7 +193,12 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     platform: 'discord',
     commandPrefixes: [config.prefix, '/'],
     limits: {
-      rate: { perChat: { count: 1, periodMs: Math.ceil(1000 / config.perChannelPerSecond) } },
+      rate: {
+        perChat: {
+          count: config.perChannelBurst,
+          periodMs: Math.ceil((config.perChannelBurst * 1000) / config.perChannelPerSecond),
+        },
+      },
       maxTextLength: 2000,
       maxCaptionLength: 2000,
     },

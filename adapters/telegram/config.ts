@@ -30,11 +30,14 @@ export const telegramConfig = z
     allowedUsers: z.array(id).optional(),
     rateLimits: z
       .strictObject({
+        /** Sends and edits per second in one chat, on average. */
         perChatPerSecond: z.number().positive().default(1),
+        /** How many of them may go at once ("short bursts" in Telegram's words), within the average. */
+        perChatBurst: z.number().int().positive().default(5),
         perGroupPerMinute: z.number().int().positive().default(20),
         globalPerSecond: z.number().int().positive().default(30),
       })
-      .default({ perChatPerSecond: 1, perGroupPerMinute: 20, globalPerSecond: 30 }),
+      .default({ perChatPerSecond: 1, perChatBurst: 5, perGroupPerMinute: 20, globalPerSecond: 30 }),
     /** How often a request refused with 429 is retried inside grammY before the outbox takes over. */
     maxRetries: z.number().int().nonnegative().default(3),
     /** Where the last handled update id is kept. */

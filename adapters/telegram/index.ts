@@ -251,7 +251,11 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     commandPrefixes: ['/'],
     limits: {
       rate: {
-        perChat: { count: 1, periodMs: Math.ceil(1000 / config.rateLimits.perChatPerSecond) },
+        // A sliding window of `burst` per `burst` seconds: bursts of results, 1/s on average.
+        perChat: {
+          count: config.rateLimits.perChatBurst,
+          periodMs: Math.ceil((config.rateLimits.perChatBurst * 1000) / config.rateLimits.perChatPerSecond),
+        },
         perGroup: { count: config.rateLimits.perGroupPerMinute, periodMs: 60_000 },
         global: { count: config.rateLimits.globalPerSecond, periodMs: 1000 },
       },

@@ -69,13 +69,19 @@ export const askConfig = z.strictObject({
       path: z.string().min(1).default('.chorus/ask.sqlite'),
     })
     .default({ turns: 20, path: '.chorus/ask.sqlite' }),
-  /** At most one edit of a growing answer per this many ms. */
+  /**
+   * Optional: at least this many ms between two edits of a growing answer, a number or one per
+   * kind of chat. By default edits follow the adapter's rate budget (the outbox coalesces them).
+   */
   editIntervalMs: z
-    .strictObject({
-      private: z.number().int().nonnegative().default(1000),
-      group: z.number().int().nonnegative().default(3000),
-    })
-    .default({ private: 1000, group: 3000 }),
+    .union([
+      z.number().int().nonnegative(),
+      z.strictObject({
+        private: z.number().int().nonnegative().optional(),
+        group: z.number().int().nonnegative().optional(),
+      }),
+    ])
+    .optional(),
   /** Show the growing answer as a draft where the platform has drafts (Telegram private chats). */
   drafts: z.boolean().default(true),
   /** Questions one user may have answered at once; more wait their turn. */

@@ -112,14 +112,15 @@ export const plugin = definePlugin({
       const conversation =
         (replyTo?.fromBot && store.conversationOf(chatKey(c), replyTo.messageId)) || conversationKey(c);
       const chosen = everyModel ? backends : backends.slice(0, 1);
+      const interval = config.editIntervalMs;
       const editIntervalMs =
-        c.chat.kind === 'private' ? config.editIntervalMs.private : config.editIntervalMs.group;
+        typeof interval === 'object' ? interval[c.chat.kind === 'private' ? 'private' : 'group'] : interval;
       const streams = new Map<string, TextStream>(
         chosen.map(({ backend }) => [
           backend.name,
           c.openStream({
             format: 'markdown',
-            editIntervalMs,
+            ...(editIntervalMs !== undefined && { editIntervalMs }),
             drafts: config.drafts,
             ...(chosen.length > 1 && { header: `${backend.name}:\n` }),
           }),

@@ -171,9 +171,11 @@ export const plugin = definePlugin({
         for await (const result of asCompleted(tasks, { signal: c.signal, clock: c.clock })) {
           if (result.status === 'fulfilled') {
             const { images, seconds } = result.value;
+            // The status learns first, so its next edit (which the outbox sends after the album)
+            // is never older than the albums already sent.
+            set(result.key, { kind: 'done', images: images.length, seconds });
             try {
               await sendAlbum(c, result.key, images, seconds);
-              set(result.key, { kind: 'done', images: images.length, seconds });
             } catch (error) {
               // The platform refused this album (too large, gone, unreachable): a note in the
               // status, and the other backends carry on.

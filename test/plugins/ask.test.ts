@@ -159,7 +159,7 @@ describe('ask: several models, cancel, limits', () => {
   it('keeps the platform budget through a long answer: no 429 from a server that enforces it', async () => {
     llm.script('long', { pieces: Array.from({ length: 150 }, (_, i) => `t${i} `), gapMs: 10 });
     const kit = await start(
-      { backends: [openai('long')], editIntervalMs: { private: 1000, group: 3000 } },
+      { backends: [openai('long')] },
       { limits: { rate: { perChat: { count: 1, periodMs: 1000 } } } },
     );
     const seen: number[] = [];

@@ -89,6 +89,55 @@ describe('draw', () => {
     expect(status.message.buttons).toEqual([]);
   });
 
+  it.each([
+    // Telegram's shape (a burst of 5, then 1 per slot), ten times faster.
+    ['a tight budget', { perChat: { count: 5, periodMs: 500 } }],
+    ['no budget', {}],
+  ])(
+    'on %s, albums go before status edits, and no status edit is older than the albums sent',
+    async (_, rate) => {
+      fakes.set('fast', 'ok', 20);
+      fakes.set('broken', 'error500', 60);
+      fakes.set('medium', 'ok', 150);
+      fakes.set('slow', 'ok', 400);
+      const kit = await createTestBot({
+        plugins: [
+          {
+            plugin: draw,
+            config: { backends: [bytes('fast'), bytes('broken'), bytes('medium'), bytes('slow')] },
+          },
+        ],
+        adapter: { limits: { rate } },
+        realTime: true,
+      });
+      kits.push(kit);
+      const finishedWhenSent = new Map<string, string[]>();
+      kit.adapter.fail((call) => {
+        if (call.kind === 'send' && call.message.images?.length)
+          finishedWhenSent.set(call.message.text!.split(' · ')[0]!, [...fakes.finished]);
+        return undefined;
+      }, Number.POSITIVE_INFINITY);
+      await kit.run(kit.send('/draw a red fox'));
+
+      // Each album went out before the next backend finished: it did not wait for status edits.
+      expect(finishedWhenSent.get('fast')).toEqual(['fast']);
+      expect(finishedWhenSent.get('medium')).toEqual(['fast', 'broken', 'medium']);
+      const statusId = kit.adapter.messages()[0]!.id;
+      const sentSoFar: string[] = [];
+      let edits = 0;
+      for (const call of kit.adapter.calls) {
+        if (call.kind === 'send' && call.message.images?.length)
+          sentSoFar.push(call.message.text!.split(' · ')[0]!);
+        if (call.kind !== 'edit' || call.id !== statusId) continue;
+        edits++;
+        const lines = call.message.text!.split('\n');
+        for (const name of sentSoFar) expect(lines.some((line) => line.startsWith(`✓ ${name}:`))).toBe(true);
+      }
+      expect(edits).toBeGreaterThan(0);
+      expect(statusOf(kit).text.split('\n')[0]).toBe('Finished: 3/4 backends delivered');
+    },
+  );
+
   it('a failing, hanging, HTML or oversized backend becomes a short note; the others carry on', async () => {
     fakes.set('good', 'ok', 30);
     fakes.set('html', 'html');

@@ -137,3 +137,165 @@ describe('Outbox addresses', () => {
     ]);
   });
 });
+
+describe('Outbox: results first', () => {
+  const sendsAndEdits = (adapter: MockAdapter) =>
+    adapter.calls
+      .filter((c) => c.kind === 'send' || c.kind === 'edit')
+      .map((c) => [c.kind, c.kind === 'send' || c.kind === 'edit' ? c.message.text : '', c.at]);
+
+  it('sends an album before a pending status edit; the edit then carries the latest text', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const status = await outbox.send(chat('a'), { text: 'Drawing: 0/2 done' });
+    const edits = [
+      outbox.edit(chat('a'), status.ids[0]!, { text: 'Drawing: 0/2, flux running' }, { final: false }),
+    ];
+    await clock.tick(150);
+    edits.push(outbox.edit(chat('a'), status.ids[0]!, { text: 'Drawing: 1/2 done' }, { final: false }));
+    const album = outbox.send(chat('a'), { text: 'flux · 0.2 s', images: [{ url: 'https://x/1.png' }] });
+    await clock.tick(5000);
+    await Promise.all([album, ...edits]);
+    expect(sendsAndEdits(adapter)).toEqual([
+      ['send', 'Drawing: 0/2 done', 0],
+      ['send', 'flux · 0.2 s', 1000],
+      ['edit', 'Drawing: 1/2 done', 2000],
+    ]);
+  });
+
+  it('a send queued while an edit waits for its slot takes that slot', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const sent = await outbox.send(chat('a'), { text: 's0' });
+    const edit = outbox.edit(chat('a'), sent.ids[0]!, { text: 'e1' }, { final: false });
+    await clock.tick(999);
+    const next = outbox.send(chat('a'), { text: 's1' });
+    await clock.tick(2000);
+    await Promise.all([edit, next]);
+    expect(sendsAndEdits(adapter)).toEqual([
+      ['send', 's0', 0],
+      ['send', 's1', 1000],
+      ['edit', 'e1', 2000],
+    ]);
+  });
+
+  it('keeps the order of sends, whatever edits are queued between them', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 5, periodMs: 5000 } });
+    const first = await outbox.send(chat('a'), { text: 's0' });
+    const ops: Promise<unknown>[] = [];
+    for (let i = 1; i <= 8; i++) {
+      ops.push(outbox.send(chat('a'), { text: `s${i}` }));
+      ops.push(outbox.edit(chat('a'), first.ids[0]!, { text: `e${i}` }, { final: i === 8 }));
+    }
+    await clock.tick(30_000);
+    await Promise.all(ops);
+    const sends = adapter.calls.filter((c) => c.kind === 'send');
+    expect(sends.map((c) => (c.kind === 'send' ? c.message.text : ''))).toEqual(
+      Array.from({ length: 9 }, (_, i) => `s${i}`),
+    );
+    // Every send went before the edit; the edits coalesced into one, the final text.
+    const edits = adapter.calls.filter((c) => c.kind === 'edit');
+    expect(edits.map((c) => (c.kind === 'edit' ? [c.message.text, c.final] : []))).toEqual([['e8', true]]);
+    expect(edits[0]!.at).toBeGreaterThan(sends.at(-1)!.at);
+  });
+
+  it('uses the burst of a window for sends, never more than the window holds', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 5, periodMs: 5000 } });
+    const sends = Array.from({ length: 12 }, (_, i) => outbox.send(chat('a'), { text: `m${i}` }));
+    await clock.tick(20_000);
+    await Promise.all(sends);
+    expect(adapter.calls.map((c) => c.at)).toEqual([
+      0, 0, 0, 0, 0, 5000, 5000, 5000, 5000, 5000, 10_000, 10_000,
+    ]);
+  });
+
+  it('paces edits at the sustained rate and keeps one slot of the burst free for the next result', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 5, periodMs: 5000 } });
+    const sent = await outbox.send(chat('a'), { text: 'answer' });
+    // A fast stream: a new text every 100 ms for 4.5 s.
+    for (let i = 1; i <= 45; i++) {
+      void outbox.edit(chat('a'), sent.ids[0]!, { text: `answer ${i}` }, { final: false });
+      await clock.tick(100);
+    }
+    // One edit a second (not five at once), and the fifth slot of the window is still free...
+    expect(adapter.calls.filter((c) => c.kind === 'edit').map((c) => c.at)).toEqual([1000, 2000, 3000]);
+    // ...so a result queued now goes at once.
+    const album = outbox.send(chat('a'), { text: 'album' });
+    await clock.tick(0);
+    await album;
+    expect(adapter.calls.at(-1)).toMatchObject({ kind: 'send', at: 4500 });
+    await clock.tick(10_000);
+    const times = adapter.calls.map((c) => c.at);
+    for (let i = 5; i < times.length; i++) expect(times[i]! - times[i - 5]!).toBeGreaterThanOrEqual(5000);
+    expect(adapter.texts()).toEqual(['answer 45', 'album']);
+  });
+
+  it('a final edit may take the slot that intermediate edits leave free: a status ends with its last album', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 5, periodMs: 5000 } });
+    const status = await outbox.send(chat('a'), { text: 'Drawing...' });
+    // Three albums at once use three more slots of the window: one is left.
+    await Promise.all([1, 2, 3].map((n) => outbox.send(chat('a'), { text: `album ${n}` })));
+    void outbox.edit(chat('a'), status.ids[0]!, { text: 'Drawing: 3/3' }, { final: false });
+    await clock.tick(1000);
+    // An intermediate edit keeps the last slot free for a result...
+    expect(adapter.calls.filter((c) => c.kind === 'edit')).toEqual([]);
+    const finished = outbox.edit(chat('a'), status.ids[0]!, { text: 'Finished: 3/3' }, { final: true });
+    await clock.tick(0);
+    await finished;
+    // ...but the final one takes it, a slot after the albums, not a whole window later.
+    expect(adapter.calls.filter((c) => c.kind === 'edit').map((c) => c.at)).toEqual([1000]);
+    expect(adapter.texts()[0]).toBe('Finished: 3/3');
+  });
+
+  it('edits of different messages take turns: a busy stream does not starve another', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const [a, b] = [outbox.send(chat('a'), { text: 'a0' }), outbox.send(chat('a'), { text: 'b0' })];
+    await clock.tick(1000);
+    const [aId, bId] = [(await a).ids[0]!, (await b).ids[0]!];
+    for (let i = 1; i <= 80; i++) {
+      // A writes ten times as often as B.
+      void outbox.edit(chat('a'), aId, { text: `a${i}` }, { final: false });
+      if (i % 10 === 0) void outbox.edit(chat('a'), bId, { text: `b${i / 10}` }, { final: false });
+      await clock.tick(100);
+    }
+    // From B's first edit on, whenever B has an edit waiting, it goes next after at most one of A's.
+    const order = adapter.calls.filter((c) => c.kind === 'edit').map((c) => (c.kind === 'edit' ? c.id : ''));
+    const fromB = order.slice(order.indexOf(bId));
+    expect(fromB.join(' ')).not.toContain(`${aId} ${aId}`);
+    expect(fromB.filter((id) => id === bId).length).toBeGreaterThanOrEqual(3);
+    await clock.tick(5000);
+    expect(adapter.texts()).toEqual(['a80', 'b8']);
+  });
+
+  it('a final edit is never dropped, and keeps the fields a later coalesced edit leaves out', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
+    const sent = await outbox.send(chat('a'), {
+      text: 'working',
+      buttons: [[{ label: 'Cancel', action: 'job:cancel' }]],
+    });
+    const done = outbox.edit(chat('a'), sent.ids[0]!, { text: 'done', buttons: [] }, { final: true });
+    const late = outbox.edit(chat('a'), sent.ids[0]!, { text: 'done!' }, { final: false });
+    await clock.tick(2000);
+    await Promise.all([done, late]);
+    expect(adapter.messages()[0]).toMatchObject({ text: 'done!', final: true, message: { buttons: [] } });
+  });
+
+  it('a rate-limited send keeps its place before later sends and pending edits', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 5, periodMs: 5000 } });
+    const status = await outbox.send(chat('a'), { text: 'status' });
+    adapter.fail((call) => (call.kind === 'send' ? new RateLimitError(3000) : undefined));
+    const ops = [
+      outbox.send(chat('a'), { text: 'album 1' }),
+      outbox.edit(chat('a'), status.ids[0]!, { text: 'status 1/2' }, { final: false }),
+      outbox.send(chat('a'), { text: 'album 2' }),
+    ];
+    await clock.tick(10_000);
+    await Promise.all(ops);
+    expect(sendsAndEdits(adapter)).toEqual([
+      ['send', 'status', 0],
+      ['send', 'album 1', 3000],
+      ['send', 'album 2', 3000],
+      // The refused attempt at 0 counted against the window too (platforms may count it).
+      ['edit', 'status 1/2', 5000],
+    ]);
+    expect(outbox.stats.rateLimited).toBe(1);
+  });
+});

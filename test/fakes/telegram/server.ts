@@ -68,8 +68,17 @@ class ApiError extends Error {
 
 export interface FakeTelegramOptions {
   readonly token?: string;
-  /** Budgets enforced with 429s. Telegram's published limits by default. */
-  readonly limits?: { perChatMs?: number; perGroupPerMinute?: number; globalPerSecond?: number };
+  /**
+   * Budgets enforced with 429s. Telegram's published limits by default: about one message per
+   * second in a chat, where "short bursts" may go over it (`perChatBurst` messages in
+   * `perChatBurst × perChatMs`; 1 refuses any burst), 20 a minute in a group, 30 a second overall.
+   */
+  readonly limits?: {
+    perChatMs?: number;
+    perChatBurst?: number;
+    perGroupPerMinute?: number;
+    globalPerSecond?: number;
+  };
   /** The first update id (Telegram's are large, and start at random after a week without updates). */
   readonly firstUpdateId?: number;
 }
@@ -205,7 +214,13 @@ export class FakeTelegram {
 
   constructor(options: FakeTelegramOptions = {}) {
     this.token = options.token ?? '123456789:AAFakeTokenForChorusTests_abcdefghijk';
-    this.#limits = { perChatMs: 1000, perGroupPerMinute: 20, globalPerSecond: 30, ...options.limits };
+    this.#limits = {
+      perChatMs: 1000,
+      perChatBurst: 5,
+      perGroupPerMinute: 20,
+      globalPerSecond: 30,
+      ...options.limits,
+    };
     this.#nextUpdateId = options.firstUpdateId ?? 100;
   }
 
@@ -742,14 +757,16 @@ export class FakeTelegram {
   #spend(chat: FakeChat): void {
     const now = Date.now();
     // 10% slack for network jitter: the real service is no stricter than its published limits.
-    const perChat = this.#limits.perChatMs * 0.9;
+    const burst = this.#limits.perChatBurst;
+    const window = this.#limits.perChatMs * burst * 0.9;
     const stamps = (this.#chatStamps.get(chat.id) ?? []).filter((t) => t > now - 60_000);
-    const last = stamps.at(-1);
     const retry = (ms: number) =>
       new ApiError(429, `Too Many Requests: retry after ${Math.ceil(ms / 1000)}`, {
         retry_after: Math.max(1, Math.ceil(ms / 1000)),
       });
-    if (last !== undefined && now - last < perChat) throw retry(perChat - (now - last));
+    // The oldest of the last `burst` messages must have left the window.
+    const oldest = stamps.at(-burst);
+    if (oldest !== undefined && now - oldest < window) throw retry(window - (now - oldest));
     if (chat.type !== 'private' && stamps.length >= this.#limits.perGroupPerMinute)
       throw retry(stamps[0]! + 60_000 - now);
     this.#globalStamps = this.#globalStamps.filter((t) => t > now - 1000);
