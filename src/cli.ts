@@ -105,9 +105,10 @@ async function planPlugins(
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
 
-const usage = `usage: chorus [--config FILE]
+const usage = `usage: chorus [--config FILE] [--check]
   --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
                   without either, a built-in offline default on the console)
+  --check         check the config (and find its adapters and plugins), then exit
   --help          this text
 `;
 
@@ -116,11 +117,12 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function parseArgs(argv: readonly string[]): { config?: string; help: boolean } {
-  const args: { config?: string; help: boolean } = { help: false };
+function parseArgs(argv: readonly string[]): { config?: string; help: boolean; check: boolean } {
+  const args: { config?: string; help: boolean; check: boolean } = { help: false, check: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') args.help = true;
+    else if (arg === '--check') args.check = true;
     else if (arg === '--config') {
       const file = argv[++i];
       if (!file) throw new UsageError('--config needs a file name');
@@ -145,6 +147,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const plugins = await planPlugins(reading.raw.plugins, issues, where);
   if (issues.length > 0 || !reading.config) throw new ConfigError(withoutEchoes(issues));
   const config = reading.config;
+  if (args.check) {
+    process.stdout.write(
+      `chorus: config ok: ${reading.path ?? 'built-in default'} (adapters: ${adapterPlans.map((p) => p.name).join(', ')}; plugins: ${plugins.map((p) => p.plugin.name).join(', ')})\n`,
+    );
+    return 0;
+  }
   const log = createLogger({ level: config.log.level, redactor });
   log.debug('config loaded', { path: reading.path ?? 'built-in default' });
   const adapters = adapterPlans.map(({ name, definition, config }) => definition.create({ name, config }));

@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
@@ -23,4 +25,37 @@ describe('README', () => {
     expect(ci).toMatch(/^npm ci\b/m);
     expect(ci).toMatch(/^npm test$/m);
   });
+
+  it('has configs that start: every yaml block with adapters passes `chorus --check`', () => {
+    const configs = [...readme.matchAll(/```ya?ml\n(.*?)```/gs)]
+      .map((match) => match[1]!)
+      .filter((block) => /^adapters:/m.test(block));
+    expect(configs.length).toBeGreaterThanOrEqual(2);
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-readme-'));
+    for (const [index, config] of configs.entries()) {
+      const file = join(dir, `readme-${index}.yaml`);
+      writeFileSync(file, config);
+      const env: Record<string, string> = {};
+      for (const [, name] of config.matchAll(/\$\{([A-Z0-9_]+)/g)) {
+        env[name!] = /TELEGRAM.*TOKEN/.test(name!)
+          ? '123456789:AAHplaceholderplaceholderplace'
+          : /DISCORD.*TOKEN/.test(name!)
+            ? 'MTAxMjM0NTY3ODkwMTIzNDU2Nzg5.GhXyZa.placeholderplaceholderplaceholder12'
+            : 'placeholder-value-0123456789';
+      }
+      const result = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', resolve(root, 'src/cli.ts'), '--check', '--config', file],
+        {
+          cwd: root,
+          env: { ...process.env, ...env },
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
+      expect(result.stderr, `README config ${index + 1}:\n${config}`).toBe('');
+      expect(result.stdout).toMatch(/^chorus: config ok: /);
+      expect(result.status).toBe(0);
+    }
+  }, 60_000);
 });
