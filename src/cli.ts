@@ -13,6 +13,7 @@ import { ChorusError, ConfigError } from './errors.ts';
 import { HttpClient } from './http.ts';
 import { createLogger, Redactor } from './logger.ts';
 import { type ConfigSchema, closest, type Plugin, validateConfig } from './plugin.ts';
+import { openSqliteStore } from './store.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
 export const embeddedConfig = `
@@ -48,6 +49,9 @@ const adapterKinds: Record<string, AdapterKind> = {
 };
 
 const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
+
+/** Built-in plugins loaded even when the config does not list them; `name: false` turns one off. */
+const defaultPlugins = ['remind'];
 
 async function buildAdapters(config: ChorusConfig): Promise<Adapter[]> {
   const adapters: Adapter[] = [];
@@ -146,7 +150,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const adapters = await buildAdapters(config);
   const plugins: PluginEntry[] = [];
   const pluginIssues: string[] = [];
-  for (const [name, section] of Object.entries(config.plugins)) {
+  const sections = { ...config.plugins };
+  for (const name of defaultPlugins) if (!(name in sections)) sections[name] = {};
+  for (const [name, section] of Object.entries(sections)) {
     if (section === false) continue;
     try {
       plugins.push({
@@ -166,7 +172,8 @@ async function main(argv: readonly string[]): Promise<number> {
     firstByteTimeoutMs: config.http.firstByteTimeoutMs,
     idleTimeoutMs: config.http.idleTimeoutMs,
   });
-  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http });
+  const store = await openSqliteStore(resolve(config.state.path));
+  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http, store });
   let signals = 0;
   const onSignal = (signal: string) => {
     signals++;
@@ -181,6 +188,7 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   await bot.start();
   await bot.stopped;
+  await store.close();
   return 0;
 }
 
