@@ -18,6 +18,14 @@ import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
 import { Outbox } from './outbox.ts';
 import type { CommandHandler } from './plugin.ts';
+import {
+  type ScheduledJob,
+  type ScheduledRun,
+  type ScheduleFilter,
+  Scheduler,
+  type TaskHandler,
+} from './schedule.ts';
+import { MemoryStore, type Store } from './store.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -34,6 +42,10 @@ export interface BotOptions {
   readonly http?: HttpClient;
   /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
   readonly shutdownTimeoutMs?: number;
+  /** Where scheduled jobs are kept. Default: in memory (lost on exit). The bot does not close it. */
+  readonly store?: Store;
+  /** `pollMs`: re-read the store for jobs other processes scheduled (several bots on one store). */
+  readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
 }
 
 interface Job {
@@ -53,11 +65,13 @@ export class Bot {
   readonly translator = new Translator();
   readonly redactor: Redactor;
   readonly locale: string;
+  readonly store: Store;
 
   readonly #adapters = new Map<string, Adapter>();
   readonly #outboxes = new Map<string, Outbox>();
   readonly #identities = new Map<string, BotIdentity>();
   readonly #host: PluginHost;
+  readonly #scheduler: Scheduler;
   readonly #jobs = new Map<string, Job>();
   readonly #running = new Set<Promise<void>>();
   /** What each message set off (its jobs, or a short reply), for {@link Bot.settled}. */
@@ -87,6 +101,15 @@ export class Bot {
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
     this.bus = new EventBus(this.log.child('bus'));
+    this.store = options.store ?? new MemoryStore({ clock: this.clock });
+    this.#scheduler = new Scheduler({
+      store: this.store,
+      clock: this.clock,
+      log: this.log.child('schedule'),
+      run: (job, handler) => this.#runScheduled(job, handler),
+      canReach: (chat) => this.#adapters.has(chat.adapter),
+      ...options.scheduler,
+    });
     this.#host = new PluginHost({
       bus: this.bus,
       log: this.log,
@@ -99,6 +122,7 @@ export class Bot {
         action: cancelAction,
         style: 'danger',
       }),
+      scheduler: this.#scheduler,
     });
     for (const adapter of options.adapters) {
       if (this.#adapters.has(adapter.name))
@@ -137,6 +161,7 @@ export class Bot {
       }
     }
     this.#state = 'running';
+    await this.#scheduler.start();
     this.#resolveAccepting();
   }
 
@@ -161,6 +186,11 @@ export class Bot {
   /** The jobs running now. */
   jobs(): readonly JobEvent[] {
     return [...this.#jobs.values()].map((job) => job.event);
+  }
+
+  /** The scheduled jobs in the store (of every plugin, loaded or not), soonest first. */
+  scheduled(filter: ScheduleFilter & { readonly plugin?: string } = {}): Promise<ScheduledJob[]> {
+    return this.#scheduler.list(filter);
   }
 
   /** Every registered command, with its plugin. */
@@ -215,10 +245,12 @@ export class Bot {
     this.#resolveAccepting();
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
+    this.#scheduler.halt();
     if (!drain) for (const job of this.#jobs.values()) job.controller.abort(new CancelledError('shutdown'));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
+    await this.#bounded(this.#scheduler.idle(), 'scheduled jobs');
     await this.#bounded(Promise.all([...this.#outboxes.values()].map((outbox) => outbox.idle())), 'outboxes');
     await this.#host.stop();
     for (const adapter of this.#adapters.values()) {
@@ -263,9 +295,7 @@ export class Bot {
     if (this.#state !== 'running' || message.sender.isBot) return;
     const work = this.#route(message);
     if (!work) return;
-    this.#work.set(message, work);
-    this.#running.add(work);
-    void work.finally(() => this.#running.delete(work));
+    this.#work.set(message, this.#track(work));
   }
 
   #route(message: IncomingMessage): Promise<void> | undefined {
@@ -339,13 +369,53 @@ export class Bot {
     );
   }
 
-  async #run(
+  #run(
     plugin: string,
     command: string,
     message: IncomingMessage,
     parsed: ParsedCommand | undefined,
     handler: CommandHandler,
   ): Promise<void> {
+    // The caller (`#take`) tracks it, as it tracks every message's work.
+    return this.#runJob(plugin, command, message, parsed, handler).then(() => {});
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    const settled = promise.then(
+      () => {},
+      () => {},
+    );
+    this.#running.add(settled);
+    void settled.finally(() => this.#running.delete(settled));
+    return promise;
+  }
+
+  /** Runs a due scheduled job as a job bound to its chat; plain messages, no reply, no failure note. */
+  #runScheduled(job: ScheduledRun, handler: TaskHandler): Promise<'done' | 'failed' | 'cancelled'> {
+    const message: IncomingMessage = {
+      id: '',
+      chat: job.chat,
+      sender: job.user ?? { id: '', name: '' },
+      text: '',
+      mentionsBot: false,
+      images: [],
+      date: this.clock.now(),
+    };
+    return this.#track(
+      this.#runJob(job.plugin, job.task, message, undefined, (ctx) => handler({ ...ctx, scheduled: job }), {
+        standalone: true,
+      }),
+    );
+  }
+
+  async #runJob(
+    plugin: string,
+    command: string,
+    message: IncomingMessage,
+    parsed: ParsedCommand | undefined,
+    handler: CommandHandler,
+    options: { readonly standalone?: boolean } = {},
+  ): Promise<'done' | 'failed' | 'cancelled'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = String(++this.#jobSeq);
     const controller = new AbortController();
@@ -365,6 +435,11 @@ export class Bot {
       locale: this.locale,
       log,
       clock: this.clock,
+      schedule: this.#scheduler.for(plugin, {
+        chat: message.chat,
+        ...(message.sender.id !== '' && { user: message.sender }),
+      }),
+      ...(options.standalone && { standalone: true }),
     });
     this.#jobs.set(jobId, { event, controller });
     const startedAt = this.clock.now();
@@ -385,7 +460,7 @@ export class Bot {
       reason = controller.signal.aborted ? controller.signal.reason : error;
     }
     const finished = await finishAll(outcome, reason);
-    if (outcome === 'failed' && finished === 0) {
+    if (outcome === 'failed' && finished === 0 && !options.standalone) {
       await this.#say(
         message,
         this.translator.t(this.locale, 'job.failed', { reason: describeFailure(reason, this.redactor) }),
@@ -393,6 +468,7 @@ export class Bot {
     }
     this.#jobs.delete(jobId);
     await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+    return outcome;
   }
 }
 

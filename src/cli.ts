@@ -3,6 +3,7 @@
  * SIGINT/SIGTERM (or until the console's input ends), then shuts down gracefully.
  * A config problem prints one line per problem and exits with status 2, without a stack trace.
  */
+import { resolve } from 'node:path';
 import type { AdapterDefinition } from './adapter.ts';
 import { createBot, type PluginEntry } from './bot.ts';
 import { readConfig } from './config.ts';
@@ -11,6 +12,7 @@ import { HttpClient } from './http.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
 import { validateConfig } from './plugin.ts';
+import { openSqliteStore } from './store.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
 export const embeddedConfig = `
@@ -42,7 +44,7 @@ function withoutEchoes(issues: readonly string[]): string[] {
 }
 
 /** Plugins that load unless the config turns them off with `false`. */
-const defaultPlugins: Readonly<Record<string, unknown>> = { help: {} };
+const defaultPlugins: Readonly<Record<string, unknown>> = { help: {}, remind: {} };
 
 interface AdapterPlan {
   readonly name: string;
@@ -163,7 +165,8 @@ async function main(argv: readonly string[]): Promise<number> {
     firstByteTimeoutMs: config.http.firstByteTimeoutMs,
     idleTimeoutMs: config.http.idleTimeoutMs,
   });
-  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http });
+  const store = await openSqliteStore(resolve(config.state.path));
+  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http, store });
   let signals = 0;
   const onSignal = (signal: string) => {
     signals++;
@@ -184,6 +187,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await bot.stopped;
   } finally {
     clearInterval(alive);
+    await store.close();
   }
   return 0;
 }

@@ -28,6 +28,10 @@ export const configSchema = z.strictObject({
       idleTimeoutMs: z.number().int().positive().default(60_000),
     })
     .default({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 60_000 }),
+  /** State that outlives a run (scheduled jobs), in a SQLite file; relative to the working directory. */
+  state: z
+    .strictObject({ path: z.string().min(1).default('.chorus/state.sqlite') })
+    .default({ path: '.chorus/state.sqlite' }),
   /** Adapter instances by name. The name is the adapter type unless `type` says otherwise. */
   adapters: z
     .record(z.string(), z.record(z.string(), z.unknown()).nullable())

@@ -21,6 +21,7 @@ import {
   type UserRef,
 } from './message.ts';
 import type { Outbox } from './outbox.ts';
+import type { Schedule } from './schedule.ts';
 import { describeFailure, pipeStream, type StreamOptions, type StreamResult, TextStream } from './stream.ts';
 import { splitText } from './text.ts';
 
@@ -78,6 +79,8 @@ export interface Context {
   typing(): Promise<void>;
   /** Keeps "typing..." showing until the returned function is called or the job ends. */
   keepTyping(): () => void;
+  /** Runs this plugin's tasks later; jobs reply in this chat unless told otherwise. */
+  readonly schedule: Schedule;
 }
 
 /** What a job's context is built from. */
@@ -95,6 +98,9 @@ export interface ContextDeps {
   readonly locale: string;
   readonly log: Logger;
   readonly clock: Clock;
+  readonly schedule: Schedule;
+  /** The job answers no message (a scheduled run): replies are plain messages in the chat. */
+  readonly standalone?: boolean;
 }
 
 const typingRefreshMs = 4_000;
@@ -112,7 +118,8 @@ export function createContext(deps: ContextDeps): {
   let typingLoop: AbortController | undefined;
   const t = (key: string, params?: Readonly<Record<string, string | number>>) =>
     deps.translator.t(deps.locale, key, params);
-  const replyTo = message.id;
+  const replyTo = deps.standalone ? undefined : message.id;
+  const replying = replyTo === undefined ? {} : { replyTo };
 
   const sendText = async (text: string, extra: Omit<OutgoingMessage, 'text'>): Promise<SentMessage> => {
     const parts = splitText(text, adapter.limits.maxTextLength);
@@ -123,7 +130,7 @@ export function createContext(deps: ContextDeps): {
       const sent = await outbox.send(chat, {
         ...extra,
         text: part,
-        replyTo,
+        ...replying,
         ...(!last && { buttons: [] }),
       });
       ids.push(...sent.ids);
@@ -147,16 +154,20 @@ export function createContext(deps: ContextDeps): {
     t,
     reply: (reply) => {
       const outgoing = toOutgoing(reply);
-      if (outgoing.images?.length) return outbox.send(chat, { ...outgoing, replyTo });
+      if (outgoing.images?.length) return outbox.send(chat, { ...outgoing, ...replying });
       return sendText(outgoing.text ?? '', { ...outgoing });
     },
     replyImages: (images, options = {}) =>
-      outbox.send(chat, { images, replyTo, ...(options.caption !== undefined && { text: options.caption }) }),
+      outbox.send(chat, {
+        images,
+        ...replying,
+        ...(options.caption !== undefined && { text: options.caption }),
+      }),
     edit: (sent, edit) => outbox.edit(chat, sent.ids[0]!, toOutgoing(edit), { final: true }),
     status: async (text, options = {}) => {
       const sent = await outbox.send(chat, {
         text,
-        replyTo,
+        ...replying,
         ...(options.buttons && { buttons: options.buttons }),
       });
       const status = new StatusHandle(outbox, sent, text, log, options.buttons !== undefined);
@@ -204,6 +215,7 @@ export function createContext(deps: ContextDeps): {
       }
       return stop;
     },
+    schedule: deps.schedule,
   };
 
   return {

@@ -19,6 +19,7 @@ import {
   type PluginContext,
   validateConfig,
 } from './plugin.ts';
+import type { Scheduler, TaskHandler } from './schedule.ts';
 
 /** A plugin and its (not yet validated) config section. */
 export interface PluginEntry {
@@ -43,6 +44,7 @@ export interface HostServices {
   readonly locale: string;
   /** The button that cancels the presser's jobs. */
   readonly cancelButton: (label?: string) => Button;
+  readonly scheduler: Scheduler;
 }
 
 interface LoadedPlugin {
@@ -158,6 +160,9 @@ export class PluginHost {
         loaded.disposers.push(dispose);
       },
       commands: () => this.commands(),
+      task: (name, handler, options) =>
+        track(this.#services.scheduler.register(plugin.name, name, handler as TaskHandler, options)),
+      schedule: this.#services.scheduler.for(plugin.name),
     };
     await plugin.setup(ctx, config);
     this.#services.log.debug('plugin ready', { plugin: plugin.name });

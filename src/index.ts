@@ -14,6 +14,17 @@ export type {
   PluginContext,
 } from './plugin.ts';
 export type { Context, StatusMessage } from './context.ts';
+export type {
+  Json,
+  Schedule,
+  ScheduledJob,
+  ScheduledRun,
+  ScheduleFilter,
+  ScheduleOptions,
+  TaskContext,
+  TaskHandler,
+  TaskOptions,
+} from './schedule.ts';
 export { TextStream } from './stream.ts';
 export type { StreamOptions, StreamResult } from './stream.ts';
 export type { CommandOption, CommandSpec, ParsedCommand } from './commands.ts';
@@ -85,3 +96,7 @@ export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './config.ts'
 export { createLogger, Redactor, silentLogger } from './logger.ts';
 export type { LogFields, Logger, LoggerOptions, LogLevel } from './logger.ts';
 export { Translator } from './i18n.ts';
+export { MemoryStore, openSqliteStore, SqliteStore } from './store.ts';
+export type { SqliteStoreOptions, Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';
+export { nextCronRun, Scheduler } from './schedule.ts';
+export type { RunScheduled, SchedulerOptions } from './schedule.ts';

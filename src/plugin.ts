@@ -12,6 +12,7 @@ import type { HttpClient } from './http.ts';
 import type { Strings } from './i18n.ts';
 import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
+import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule.ts';
 
 /**
  * A config schema in the Standard Schema form (`~standard.validate`), which zod, valibot and
@@ -73,6 +74,13 @@ export interface PluginContext {
   onDispose(dispose: () => void | Promise<void>): void;
   /** Every command of every loaded plugin, for help texts. */
   commands(): readonly { readonly plugin: string; readonly spec: CommandSpec }[];
+  /**
+   * Registers a task that scheduled jobs run by name. Register every task in `setup`, so a job
+   * scheduled before a restart finds its handler after it.
+   */
+  task<Data extends Json = Json>(name: string, handler: TaskHandler<Data>, options?: TaskOptions): () => void;
+  /** Schedules this plugin's tasks; outside a handler each job needs `options.chat`. */
+  readonly schedule: Schedule;
 }
 
 /** A plugin. */

@@ -38,7 +38,8 @@ export interface StreamResult {
 /** What a text stream is built from (a job's context provides it). */
 export interface TextStreamDeps {
   readonly chat: ChatAddress;
-  readonly replyTo: string;
+  /** The message the stream answers; `undefined` for plain messages in the chat. */
+  readonly replyTo: string | undefined;
   readonly outbox: Outbox;
   readonly adapter: Adapter;
   readonly options: StreamOptions;
@@ -90,7 +91,7 @@ export class TextStream {
     if (!this.#current) {
       this.#current = await this.#deps.outbox.send(this.#deps.chat, {
         text: shown,
-        replyTo: this.#deps.replyTo,
+        ...this.#replyTo(),
         partial: true,
       });
       this.#messages.push(this.#current);
@@ -112,7 +113,7 @@ export class TextStream {
       if (!this.#tail.trim()) return;
       this.#current = await this.#deps.outbox.send(this.#deps.chat, {
         text: this.#tail,
-        replyTo: this.#deps.replyTo,
+        ...this.#replyTo(),
         partial: true,
       });
       this.#messages.push(this.#current);
@@ -157,6 +158,10 @@ export class TextStream {
   }
 
   /** Sends `text` as the final form of the current message, then starts a new one. */
+  #replyTo(): { replyTo?: string } {
+    return this.#deps.replyTo === undefined ? {} : { replyTo: this.#deps.replyTo };
+  }
+
   async #finalize(full: string): Promise<void> {
     const { outbox, chat, options } = this.#deps;
     const text = full.trimEnd();
@@ -164,7 +169,7 @@ export class TextStream {
     if (this.#current) {
       await outbox.edit(chat, this.#current.ids[0]!, { text, ...format }, { final: true });
     } else if (text.trim()) {
-      this.#messages.push(await outbox.send(chat, { text, replyTo: this.#deps.replyTo, ...format }));
+      this.#messages.push(await outbox.send(chat, { text, ...this.#replyTo(), ...format }));
     }
     this.#current = undefined;
   }

@@ -22,6 +22,8 @@ import type {
   SentMessage,
   UserRef,
 } from './message.ts';
+import type { ScheduledJob, ScheduleFilter } from './schedule.ts';
+import { MemoryStore, type Store } from './store.ts';
 
 /** A clock that moves only when told. Timers run in time order; promises settle between them. */
 export class FakeClock implements Clock {
@@ -278,6 +280,13 @@ export interface TestBotOptions {
   readonly realTime?: boolean;
   /** Default: a silent logger. */
   readonly log?: Logger;
+  /**
+   * Where scheduled jobs are kept. Default: a new in-memory store on the kit's clock. Pass one
+   * store to two kits in turn to play a restart.
+   */
+  readonly store?: Store;
+  /** Scheduler options: `pollMs` for several bots running on one store at once. */
+  readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
 }
 
 /** A bot running plugins against a mock adapter on a fake clock. */
@@ -294,6 +303,11 @@ export interface TestBot {
    * Throws when nothing is left that could settle it, or after `maxMs` of fake time.
    */
   run<T>(promise: Promise<T>, options?: { maxMs?: number }): Promise<T>;
+  /**
+   * The scheduled jobs waiting in the store, soonest first. `kit.clock.tick(ms)` fires those due
+   * on the way, each as a job that replies through the mock adapter.
+   */
+  scheduled(filter?: ScheduleFilter & { readonly plugin?: string }): Promise<ScheduledJob[]>;
   /** Stops the bot. */
   stop(): Promise<void>;
 }
@@ -308,6 +322,8 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
     clock: options.realTime ? systemClock : clock,
     log: options.log ?? createLogger({ level: 'silent' }),
     ...(options.locale !== undefined && { locale: options.locale }),
+    store: options.store ?? new MemoryStore({ clock: options.realTime ? systemClock : clock }),
+    ...(options.scheduler && { scheduler: options.scheduler }),
   });
   await bot.start();
   let nextMessage = 0;
@@ -387,6 +403,7 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
       return adapter.host.press(press);
     },
     run,
+    scheduled: (filter) => bot.scheduled(filter),
     stop: () => run(bot.stop()),
   };
 }

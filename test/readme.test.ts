@@ -10,8 +10,8 @@ const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => matc
 
 describe('README', () => {
   it('shows the example plugin and its test exactly as they are in examples/ (where they are tested)', () => {
-    expect(blocks).toContain(readFileSync(resolve(root, 'examples/remind/index.ts'), 'utf8'));
-    expect(blocks).toContain(readFileSync(resolve(root, 'examples/remind/remind.test.ts'), 'utf8'));
+    expect(blocks).toContain(readFileSync(resolve(root, 'examples/nudge/index.ts'), 'utf8'));
+    expect(blocks).toContain(readFileSync(resolve(root, 'examples/nudge/nudge.test.ts'), 'utf8'));
   });
 
   it('gives the quick-start commands that package.json and .ci/run use', () => {

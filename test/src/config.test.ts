@@ -114,3 +114,18 @@ describe('config', () => {
     expect(redactor.redact('a 12345:secret-token-value b literal-key-123')).toBe('a *** b ***');
   });
 });
+
+describe('state', () => {
+  it('lives in .chorus/state.sqlite unless state.path says otherwise; typos are named', async () => {
+    const env = {};
+    expect((await parseConfig('adapters:\n  console: {}\n', { env })).state).toEqual({
+      path: '.chorus/state.sqlite',
+    });
+    expect(
+      (await parseConfig('adapters:\n  console: {}\nstate: { path: /var/lib/bot.sqlite }\n', { env })).state,
+    ).toEqual({ path: '/var/lib/bot.sqlite' });
+    expect(await issuesOf(parseConfig('adapters:\n  console: {}\nstate: { pth: x }\n', { env }))).toEqual([
+      'state.pth: unknown key (did you mean "path"?)',
+    ]);
+  });
+});

@@ -1,0 +1,357 @@
+/**
+ * The Store seam: durable key-value state behind one small async interface, so the core never
+ * cares where state lives. Two implementations here: `MemoryStore` (tests, single runs) and
+ * `SqliteStore` (an embedded file, the default). Every implementation passes the same contract
+ * suite (`test/src/store.contract.ts`); each operation is one atomic step that a Redis
+ * implementation can do with one command or one script (`SET PX`, `SET NX PX`, a compare-and-delete).
+ *
+ * Values are plain JSON and are copied in and out: changing an object after `set` or after `get`
+ * changes nothing stored.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { type Clock, sleep, systemClock } from './clock.ts';
+import { ChorusError } from './errors.ts';
+
+/** A plain JSON value. */
+export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
+
+/** One stored entry. */
+export interface StoreEntry<T extends Json = Json> {
+  readonly key: string;
+  readonly value: T;
+}
+
+/** A lock held in a store. Exactly one holder at a time, until it is released or its time runs out. */
+export interface StoreLock {
+  readonly key: string;
+  /** Keeps the lock `ttlMs` longer from now. False when it was lost (it expired, and maybe someone took it). */
+  extend(ttlMs: number): Promise<boolean>;
+  /** Gives the lock up, if this holder still holds it. */
+  release(): Promise<void>;
+}
+
+/** Durable key-value state with expiry and locks. */
+export interface Store {
+  /** The value under `key`, or `undefined` when there is none or it has expired. */
+  get<T extends Json = Json>(key: string): Promise<T | undefined>;
+  /** Stores `value` under `key`; with `ttlMs`, it expires that long from now (without, it never does). */
+  set(key: string, value: Json, options?: { readonly ttlMs?: number }): Promise<void>;
+  /** Removes `key`. True when there was a live value. */
+  delete(key: string): Promise<boolean>;
+  /** Every live entry whose key starts with `prefix`, in no particular order. */
+  list<T extends Json = Json>(prefix: string): Promise<StoreEntry<T>[]>;
+  /**
+   * Takes the lock named `key` for `ttlMs` if nobody holds it; `undefined` when someone does.
+   * Locks live apart from values: a lock and a value may share a key.
+   */
+  lock(key: string, ttlMs: number): Promise<StoreLock | undefined>;
+  /** Releases the store's resources. Later calls fail. */
+  close(): Promise<void>;
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
+    throw new TypeError('a store key must be a string of 1 to 1024 characters');
+  }
+}
+
+function checkTtl(ttlMs: number | undefined, what: string): void {
+  if (ttlMs !== undefined && (!Number.isInteger(ttlMs) || ttlMs <= 0)) {
+    throw new TypeError(`${what} must be a positive integer of milliseconds, got ${String(ttlMs)}`);
+  }
+}
+
+/** The value as JSON text; a TypeError for what JSON cannot hold. */
+function encode(value: Json): string {
+  const text: string | undefined = JSON.stringify(value);
+  if (text === undefined) throw new TypeError('a store value must be plain JSON');
+  return text;
+}
+
+/** Options of {@link MemoryStore} and {@link SqliteStore}. */
+export interface StoreOptions {
+  /** Reads time for expiry. Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+/** A store in this process's memory: for tests and for runs that need to keep nothing. */
+export class MemoryStore implements Store {
+  readonly #clock: Clock;
+  readonly #values = new Map<string, { text: string; expiresAt: number | undefined }>();
+  readonly #locks = new Map<string, { token: string; expiresAt: number }>();
+  #closed = false;
+
+  constructor(options: StoreOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  async get<T extends Json = Json>(key: string): Promise<T | undefined> {
+    this.#open();
+    checkKey(key);
+    const entry = this.#live(key);
+    return entry === undefined ? undefined : (JSON.parse(entry.text) as T);
+  }
+
+  async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
+    this.#open();
+    checkKey(key);
+    checkTtl(options.ttlMs, 'ttlMs');
+    const expiresAt = options.ttlMs === undefined ? undefined : this.#clock.now() + options.ttlMs;
+    this.#values.set(key, { text: encode(value), expiresAt });
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    const live = this.#live(key) !== undefined;
+    this.#values.delete(key);
+    return live;
+  }
+
+  async list<T extends Json = Json>(prefix: string): Promise<StoreEntry<T>[]> {
+    this.#open();
+    const entries: StoreEntry<T>[] = [];
+    for (const key of this.#values.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const entry = this.#live(key);
+      if (entry) entries.push({ key, value: JSON.parse(entry.text) as T });
+    }
+    return entries;
+  }
+
+  async lock(key: string, ttlMs: number): Promise<StoreLock | undefined> {
+    this.#open();
+    checkKey(key);
+    checkTtl(ttlMs, 'ttlMs');
+    const now = this.#clock.now();
+    const held = this.#locks.get(key);
+    if (held && held.expiresAt > now) return undefined;
+    const token = randomUUID();
+    this.#locks.set(key, { token, expiresAt: now + ttlMs });
+    const mine = () => {
+      const current = this.#locks.get(key);
+      return current?.token === token && current.expiresAt > this.#clock.now() ? current : undefined;
+    };
+    return {
+      key,
+      extend: async (ms) => {
+        checkTtl(ms, 'ttlMs');
+        const current = mine();
+        if (!current) return false;
+        current.expiresAt = this.#clock.now() + ms;
+        return true;
+      },
+      release: async () => {
+        if (this.#locks.get(key)?.token === token) this.#locks.delete(key);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #live(key: string) {
+    const entry = this.#values.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()) {
+      this.#values.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new ChorusError('STORE_CLOSED', 'the store is closed');
+  }
+}
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions extends StoreOptions {
+  /**
+   * How long one statement may wait for another connection's write lock. Kept short because
+   * better-sqlite3 waits synchronously, stopping the event loop; a busy store is retried after
+   * an asynchronous pause instead. Default 20 ms.
+   */
+  readonly busyTimeoutMs?: number;
+  /** How long, in all, an operation keeps retrying a busy store before it fails. Default 5 s. */
+  readonly busyRetryMs?: number;
+}
+
+interface LockParams {
+  readonly key: string;
+  readonly token: string;
+  readonly expiresAt: number;
+  readonly now: number;
+}
+
+/** The SQL for the two tables: values (JSON text, optional expiry) and locks. */
+const schema = `
+  CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS locks (
+    key TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+`;
+
+/**
+ * A store in an embedded SQLite file (better-sqlite3), which several processes on one machine may
+ * share. Each operation is one short statement; contention is waited out asynchronously.
+ */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #clock: Clock;
+  readonly #busyRetryMs: number;
+  readonly #get: Database.Statement<[string, number], { value: string }>;
+  readonly #set: Database.Statement<[string, string, number | null]>;
+  readonly #delete: Database.Statement<[string, number], { live: number }>;
+  readonly #list: Database.Statement<[string, string, number], { key: string; value: string }>;
+  readonly #purge: Database.Statement<[number]>;
+  readonly #lock: Database.Statement<[LockParams]>;
+  readonly #extend: Database.Statement<[LockParams]>;
+  readonly #unlock: Database.Statement<[string, string]>;
+
+  /** Use {@link openSqliteStore}, which waits out a file that another process is creating. */
+  constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
+    this.#db = db;
+    this.#clock = options.clock ?? systemClock;
+    this.#busyRetryMs = options.busyRetryMs ?? 5_000;
+    this.#get = db.prepare('SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)');
+    this.#set = db.prepare(
+      'INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at',
+    );
+    this.#delete = db.prepare(
+      'DELETE FROM kv WHERE key = ? RETURNING (expires_at IS NULL OR expires_at > ?) AS live',
+    );
+    // A range scan on the primary key: every key that starts with the prefix sorts within it.
+    this.#list = db.prepare(
+      'SELECT key, value FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)',
+    );
+    this.#purge = db.prepare('DELETE FROM kv WHERE expires_at <= ?');
+    this.#lock = db.prepare(
+      'INSERT INTO locks (key, token, expires_at) VALUES (@key, @token, @expiresAt) ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at WHERE locks.expires_at <= @now',
+    );
+    this.#extend = db.prepare(
+      'UPDATE locks SET expires_at = @expiresAt WHERE key = @key AND token = @token AND expires_at > @now',
+    );
+    this.#unlock = db.prepare('DELETE FROM locks WHERE key = ? AND token = ?');
+  }
+
+  async get<T extends Json = Json>(key: string): Promise<T | undefined> {
+    checkKey(key);
+    const row = await this.#retry(() => this.#get.get(key, this.#clock.now()));
+    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+  }
+
+  async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
+    checkKey(key);
+    checkTtl(options.ttlMs, 'ttlMs');
+    const text = encode(value);
+    await this.#retry(() => {
+      const expiresAt = options.ttlMs === undefined ? null : this.#clock.now() + options.ttlMs;
+      this.#set.run(key, text, expiresAt);
+    });
+  }
+
+  async delete(key: string): Promise<boolean> {
+    checkKey(key);
+    const row = await this.#retry(() => this.#delete.get(key, this.#clock.now()));
+    return row?.live === 1;
+  }
+
+  async list<T extends Json = Json>(prefix: string): Promise<StoreEntry<T>[]> {
+    const rows = await this.#retry(() => {
+      const now = this.#clock.now();
+      this.#purge.run(now);
+      return this.#list.all(prefix, `${prefix}\u{10FFFF}`, now);
+    });
+    return rows.map((row) => ({ key: row.key, value: JSON.parse(row.value) as T }));
+  }
+
+  async lock(key: string, ttlMs: number): Promise<StoreLock | undefined> {
+    checkKey(key);
+    checkTtl(ttlMs, 'ttlMs');
+    const token = randomUUID();
+    const taken = await this.#retry(() => {
+      const now = this.#clock.now();
+      return this.#lock.run({ key, token, expiresAt: now + ttlMs, now }).changes === 1;
+    });
+    if (!taken) return undefined;
+    return {
+      key,
+      extend: async (ms) => {
+        checkTtl(ms, 'ttlMs');
+        return this.#retry(() => {
+          const now = this.#clock.now();
+          return this.#extend.run({ key, token, expiresAt: now + ms, now }).changes === 1;
+        });
+      },
+      release: async () => {
+        await this.#retry(() => this.#unlock.run(key, token));
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  /** Runs one statement; when another connection holds the file, pauses (without blocking) and tries again. */
+  #retry<T>(statement: () => T): Promise<T> {
+    return retryBusy(statement, this.#busyRetryMs);
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** Contention is between real processes, so its pauses are on the real clock whatever the store's clock. */
+async function retryBusy<T>(statement: () => T, budgetMs: number): Promise<T> {
+  const clock = systemClock;
+  const deadline = clock.now() + budgetMs;
+  for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 200)) {
+    try {
+      return statement();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      if (clock.now() >= deadline) {
+        throw new ChorusError('STORE_BUSY', `the state file stayed busy for ${budgetMs} ms`, {
+          cause: error,
+        });
+      }
+    }
+    await sleep(clock, pauseMs);
+  }
+}
+
+/**
+ * Opens (or creates) a SQLite store at `path` (`:memory:` keeps nothing). Folders are created;
+ * another process creating the same file at the same moment is waited out.
+ *
+ * @example
+ * const store = await openSqliteStore('.chorus/state.sqlite');
+ * await store.set('greeting', { text: 'hi' }, { ttlMs: 60_000 });
+ */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { timeout: options.busyTimeoutMs ?? 20 });
+  try {
+    await retryBusy(() => {
+      db.pragma('journal_mode = WAL');
+      db.exec(schema);
+    }, options.busyRetryMs ?? 5_000);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return new SqliteStore(db, options);
+}
