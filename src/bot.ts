@@ -8,7 +8,13 @@
 import type { Adapter, AdapterHost } from './adapter.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
-import { type CommandSpec, matchKeyword, type ParsedCommand, parseCommand } from './commands.ts';
+import {
+  type CommandSpec,
+  isCommandName,
+  matchKeyword,
+  type ParsedCommand,
+  parseCommand,
+} from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type CommandEntry, type PluginEntry, PluginHost } from './host.ts';
@@ -18,6 +24,7 @@ import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
 import { Outbox } from './outbox.ts';
 import type { CommandHandler } from './plugin.ts';
+import { wellFormed } from './text.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -85,6 +92,7 @@ export class Bot {
       log: this.log,
       clock: this.clock,
       http: this.http,
+      redactor: this.redactor,
       translator: this.translator,
       locale: this.locale,
       cancelButton: (label) => ({
@@ -226,8 +234,11 @@ export class Bot {
     };
   }
 
-  async #route(message: IncomingMessage): Promise<void> {
-    if (this.#state !== 'running' || message.sender.isBot) return;
+  async #route(incoming: IncomingMessage): Promise<void> {
+    if (this.#state !== 'running' || incoming.sender.isBot) return;
+    // Half a surrogate pair breaks every encoder downstream (URLs, JSON for a backend).
+    const text = wellFormed(incoming.text);
+    const message = text === incoming.text ? incoming : { ...incoming, text };
     const adapter = this.#adapters.get(message.chat.adapter);
     if (!adapter) {
       this.log.warn('message from an unknown adapter', { adapter: message.chat.adapter });
@@ -243,7 +254,8 @@ export class Bot {
       if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
       if (parsed.name === 'cancel') return this.#cancelCommand(message);
       if (entry) return this.#runCommand(entry, message, parsed);
-      if (message.chat.kind === 'private') {
+      // Only a real command name is echoed back: never a megabyte of whatever followed the slash.
+      if (message.chat.kind === 'private' && isCommandName(parsed.name)) {
         await this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
       }
       return;
@@ -360,7 +372,11 @@ export class Bot {
     if (outcome === 'failed' && finished === 0) {
       await this.#say(
         message,
-        this.translator.t(this.locale, 'job.failed', { reason: describeFailure(reason, this.redactor) }),
+        this.translator.t(this.locale, 'job.failed', {
+          reason: describeFailure(reason, this.redactor, (key, params) =>
+            this.translator.t(this.locale, key, params),
+          ),
+        }),
       );
     }
     this.#jobs.delete(jobId);

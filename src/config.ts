@@ -7,10 +7,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { parseDocument } from 'yaml';
+import { type Alias, type Document, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import type { Redactor } from './logger.ts';
+import { type Redactor, secretEnvName } from './logger.ts';
 import { validateConfig } from './plugin.ts';
 
 /** The top level of a config file. Adapter and plugin sections are checked by their own schemas. */
@@ -82,6 +82,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
   const dotenv = [resolve(dirname(path), '.env'), resolve(cwd, '.env')].find((file) => existsSync(file));
   const merged = { ...(dotenv ? parseEnv(readFileSync(dotenv, 'utf8')) : {}), ...env };
+  options.redactor?.addEnv(merged);
   const config = await parseConfig(source, {
     env: merged,
     file: origin ?? '(built-in default)',
@@ -100,7 +101,8 @@ export async function parseConfig(
   },
 ): Promise<ChorusConfig> {
   const file = options.file ?? 'config';
-  const document = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const document = parseDocument(source, { prettyErrors: true, uniqueKeys: true, lineCounter });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => {
@@ -109,14 +111,46 @@ export async function parseConfig(
       }),
     );
   }
-  const raw: unknown = document.toJS() ?? {};
+  const raw = toPlainValue(document, file, lineCounter);
   const issues: string[] = [];
   const interpolated = interpolate(raw, '', options.env, issues, options.redactor);
   if (issues.length > 0) throw new ConfigError(issues);
   return validateConfig(configSchema, interpolated, '');
 }
 
-const secretName = /token|secret|password|passwd|api_?key|auth/i;
+// A key that holds a secret (`apiKey`, `x-api-key`, `secretToken`); every value under `headers` is one too.
+/**
+ * The document as plain values. Aliases are expanded at most `maxAliasCount` times in all, so an
+ * alias bomb (aliases of aliases, growing exponentially) is one config error, not a frozen bot.
+ */
+function toPlainValue(document: Document, file: string, lineCounter: LineCounter): unknown {
+  try {
+    return document.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    // Point at the alias concerned: the unresolved one, or the first one of a bomb.
+    const unresolved = /Unresolved alias.*: (.*)$/.exec(error.message)?.[1];
+    let alias: Alias | undefined;
+    visit(document, {
+      Alias(_, node) {
+        if (unresolved === undefined || node.source === unresolved) {
+          alias = node;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const where = alias?.range ? lineCounter.linePos(alias.range[0]) : undefined;
+    const what = unresolved
+      ? `alias *${unresolved} has no anchor before it`
+      : 'aliases expand too much (more than 100 times): an alias bomb?';
+    throw new ConfigError([`${file}${where ? `:${where.line}:${where.col}` : ''}: ${what}`]);
+  }
+}
+
+const secretName = /token|secret|password|passwd|api[-_]?key|auth|cookie/i;
+const isSecretPath = (path: string) =>
+  secretName.test(path.slice(path.lastIndexOf('.') + 1)) || /(^|\.)headers\./i.test(path);
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; reports unset variables by key path. */
 function interpolate(
@@ -127,8 +161,7 @@ function interpolate(
   redactor: Redactor | undefined,
 ): unknown {
   if (typeof value === 'string') {
-    const lastKey = path.slice(path.lastIndexOf('.') + 1);
-    if (secretName.test(lastKey) && !value.includes('${')) redactor?.add(value);
+    if (isSecretPath(path) && !value.includes('${')) redactor?.add(value);
     return value.replace(
       /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
       (_, name: string, fallback?: string) => {
@@ -138,7 +171,7 @@ function interpolate(
           issues.push(`${path || '(root)'}: environment variable ${name} is not set`);
           return '';
         }
-        if (secretName.test(name) || secretName.test(path)) redactor?.add(found);
+        if (secretEnvName.test(name) || isSecretPath(path)) redactor?.add(found);
         return found;
       },
     );
