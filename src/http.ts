@@ -297,15 +297,17 @@ export async function readBytes(
 }
 
 /**
- * Reads a JSON body. An answer that is not JSON (an HTML error page from a proxy, say) is a
- * `BackendError` (`invalid`) that says what came instead.
+ * Reads a JSON body of at most `maxBytes` (spent from `budget` too, when given). An answer that
+ * is not JSON (an HTML error page from a proxy, say) is a `BackendError` (`invalid`) that says
+ * what came instead.
  */
 export async function readJson(
   response: HttpResponse,
   backend: string,
   maxBytes = 8 * 1024 * 1024,
+  budget?: ByteBudget,
 ): Promise<unknown> {
-  const bytes = await readBytes(response, backend, maxBytes);
+  const bytes = await readBytes(response, backend, maxBytes, budget);
   const text = new TextDecoder().decode(bytes);
   try {
     return JSON.parse(text) as unknown;
