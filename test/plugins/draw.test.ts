@@ -237,9 +237,9 @@ describe('draw', () => {
         (m) => m.text.includes('waiting for the one running') || m.text.startsWith('Your waiting drawings'),
       );
     expect(notices).toHaveLength(1);
-    const history = kit.adapter.calls
-      .filter((c) => c.id === notices[0]!.id && (c.kind === 'send' || c.kind === 'edit'))
-      .map((c) => ('message' in c ? c.message.text : ''));
+    const history = kit.adapter.calls.flatMap((c) =>
+      (c.kind === 'send' || c.kind === 'edit') && c.id === notices[0]!.id ? [c.message.text] : [],
+    );
     expect(history).toEqual([
       '1 more drawing(s) of yours waiting for the one running...',
       '2 more drawing(s) of yours waiting for the one running...',
