@@ -111,7 +111,6 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
       : config.type === 'demo'
         ? deps.demoUrl && new URL(deps.demoUrl).origin
         : new URL(fillUrl(config.url, '')).origin;
-  const downloads = createLimiter(4);
   const tooBig = () =>
     new BackendError(name, 'invalid', `${name}: image over the ${deps.maxImageBytes}-byte cap`);
 
@@ -145,11 +144,30 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
     );
   };
 
-  /** The first `maxImages` of `found`, downloaded (or decoded) a few at a time. */
-  const collect = <T>(
+  /**
+   * The first `maxImages` of `found`, downloaded (or decoded) four at a time. The first failure
+   * fails them all and aborts the downloads still running or waiting.
+   */
+  const collect = async <T>(
     found: readonly T[],
-    get: (item: T) => Promise<Image | undefined> | Image | undefined,
-  ) => Promise.all(found.slice(0, maxImages).map((item) => downloads.run(async () => get(item))));
+    signal: AbortSignal,
+    get: (item: T, signal: AbortSignal) => Promise<Image | undefined> | Image | undefined,
+  ): Promise<(Image | undefined)[]> => {
+    const controller = new AbortController();
+    const stop = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const downloads = createLimiter(4);
+    try {
+      return await Promise.all(
+        found
+          .slice(0, maxImages)
+          .map((item) => downloads.run(async (s) => get(item, s), { signal: controller.signal })),
+      );
+    } finally {
+      controller.abort();
+      signal.removeEventListener('abort', stop);
+    }
+  };
 
   // A JSON answer may carry every image in base64: it spends from the draw's budget too.
   const requestJson = async (url: string, body: unknown, signal: AbortSignal, budget: ByteBudget) => {
@@ -172,9 +190,10 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
     const items = pick(answer, 'data[]') as { url?: unknown; b64_json?: unknown }[];
     const images = await collect(
       items.filter((item) => typeof item?.b64_json === 'string' || typeof item?.url === 'string'),
-      (item) => {
+      signal,
+      (item, s) => {
         if (typeof item.b64_json === 'string') return decoded(item.b64_json, null);
-        return download(item.url as string, signal, budget);
+        return download(item.url as string, s, budget);
       },
     );
     const found = images.filter((image): image is Image => image !== undefined);
@@ -236,7 +255,7 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
               `${name}: no image URLs at ${config.imagePath} in the answer`,
             );
           }
-          return collect(urls, (url) => download(url, signal, budget)) as Promise<Image[]>;
+          return collect(urls, signal, (url, s) => download(url, s, budget)) as Promise<Image[]>;
         },
       };
     case 'http-image':
