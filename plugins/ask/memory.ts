@@ -28,8 +28,8 @@ export interface StoreOptions {
 
 /** How long one SQLite call may wait for a lock, blocking the event loop. */
 export const busyTimeoutMs = 10;
-/** Pauses between retries of a busy database, on the clock: about 3 s in all. */
-const retryDelaysMs = [20, 50, 100, 200, 400, 800, 1600];
+/** Pauses between retries of a busy database, on the clock: about 1.5 s in all. */
+const retryDelaysMs = [20, 50, 100, 200, 400, 800];
 const schemaVersion = 1;
 
 type Statements = ReturnType<typeof prepare>;
