@@ -16,7 +16,7 @@ describe('README', () => {
     const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    expect(readme).toContain('npm install && npm start');
+    expect(readme).toContain('npm ci && npm start');
     expect(readme).toContain('\nnpm test ');
     expect(pkg.scripts.start).toBeDefined();
     expect(readFileSync(resolve(root, '.ci/run'), 'utf8')).toMatch(/^npm test$/m);
