@@ -68,16 +68,16 @@ async function firstTokenToSend(samples: number): Promise<number[]> {
   return delays;
 }
 
-function storeSize(conversations: number): { bytesPerConversation: number; lookupUs: number } {
+async function storeSize(conversations: number): Promise<{ bytesPerConversation: number; lookupUs: number }> {
   const path = join(mkdtempSync(join(tmpdir(), 'chorus-bench-')), 'ask.sqlite');
-  const store = new ConversationStore(path, 20);
+  const store = ConversationStore.open(path, { turns: 20 });
   const question = 'Why is the sky blue, and why are sunsets red? '.repeat(1);
   const answer = 'Because of Rayleigh scattering: shorter wavelengths scatter more. '.repeat(8);
   for (let i = 0; i < conversations; i++) {
-    for (let turn = 0; turn < 5; turn++) store.remember(`telegram:${i}`, question, answer);
+    for (let turn = 0; turn < 5; turn++) await store.remember(`telegram:${i}`, question, answer);
   }
   const start = performance.now();
-  for (let i = 0; i < 10_000; i++) store.history(`telegram:${(i * 7919) % conversations}`);
+  for (let i = 0; i < 10_000; i++) await store.history(`telegram:${(i * 7919) % conversations}`);
   const lookupUs = ((performance.now() - start) * 1000) / 10_000;
   store.close();
   const bytes = statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0);
@@ -88,7 +88,7 @@ export async function benchAsk(): Promise<Row[]> {
   const inPrivate = await editsPerMinute('private');
   const inGroup = await editsPerMinute('group');
   const delays = (await firstTokenToSend(200)).sort((a, b) => a - b);
-  const store = storeSize(10_000);
+  const store = await storeSize(10_000);
   return [
     {
       name: 'ask: sends+edits in the busiest minute, 2,000 tokens at 50/s, private',

@@ -8,7 +8,13 @@
 import type { Adapter, AdapterHost } from './adapter.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
-import { type CommandSpec, matchKeyword, type ParsedCommand, parseCommand } from './commands.ts';
+import {
+  type CommandSpec,
+  isCommandName,
+  matchKeyword,
+  type ParsedCommand,
+  parseCommand,
+} from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type CommandEntry, type PluginEntry, PluginHost } from './host.ts';
@@ -26,6 +32,7 @@ import {
   type TaskHandler,
 } from './schedule.ts';
 import { MemoryStore, type Store } from './store.ts';
+import { wellFormed } from './text.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -115,6 +122,7 @@ export class Bot {
       log: this.log,
       clock: this.clock,
       http: this.http,
+      redactor: this.redactor,
       translator: this.translator,
       locale: this.locale,
       cancelButton: (label) => ({
@@ -290,12 +298,16 @@ export class Bot {
    * hands it to the router. Resolves once the router has started what the message asks for; the
    * work itself goes on, tracked for shutdown and {@link Bot.settled}.
    */
-  async #take(message: IncomingMessage): Promise<void> {
+  async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
-    if (this.#state !== 'running' || message.sender.isBot) return;
+    if (this.#state !== 'running' || incoming.sender.isBot) return;
+    // Half a surrogate pair breaks every encoder downstream (URLs, JSON for a backend).
+    const text = wellFormed(incoming.text);
+    const message = text === incoming.text ? incoming : { ...incoming, text };
     const work = this.#route(message);
     if (!work) return;
-    this.#work.set(message, this.#track(work));
+    // Kept under the message the adapter handed over, which is what callers of `settled` hold.
+    this.#work.set(incoming, this.#track(work));
   }
 
   #route(message: IncomingMessage): Promise<void> | undefined {
@@ -314,7 +326,8 @@ export class Bot {
       if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
       if (parsed.name === 'cancel') return this.#cancelCommand(message);
       if (entry) return this.#runCommand(entry, message, parsed);
-      if (message.chat.kind === 'private') {
+      // Only a real command name is echoed back: never a megabyte of whatever followed the slash.
+      if (message.chat.kind === 'private' && isCommandName(parsed.name)) {
         return this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
       }
       return;
@@ -463,7 +476,11 @@ export class Bot {
     if (outcome === 'failed' && finished === 0 && !options.standalone) {
       await this.#say(
         message,
-        this.translator.t(this.locale, 'job.failed', { reason: describeFailure(reason, this.redactor) }),
+        this.translator.t(this.locale, 'job.failed', {
+          reason: describeFailure(reason, this.redactor, (key, params) =>
+            this.translator.t(this.locale, key, params),
+          ),
+        }),
       );
     }
     this.#jobs.delete(jobId);

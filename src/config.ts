@@ -7,10 +7,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { parseDocument } from 'yaml';
+import { type Alias, type Document, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import type { Redactor } from './logger.ts';
+import { type Redactor, secretEnvName } from './logger.ts';
 import { validateConfig } from './plugin.ts';
 
 /** The top level of a config file. Adapter and plugin sections are checked by their own schemas. */
@@ -112,6 +112,7 @@ export async function readConfig(options: LoadConfigOptions = {}): Promise<Confi
 
   const dotenv = [resolve(dirname(path), '.env'), resolve(cwd, '.env')].find((file) => existsSync(file));
   const merged = { ...(dotenv ? parseEnv(readFileSync(dotenv, 'utf8')) : {}), ...env };
+  options.redactor?.addEnv(merged);
   const reading = await checkConfig(source, {
     env: merged,
     file: origin ?? '(built-in default)',
@@ -148,7 +149,8 @@ async function checkConfig(
   // change the document's structure.
   const references: string[] = [];
   const prepared = source.replace(reference, (match) => `${placeholder}${references.push(match) - 1}_`);
-  const document = parseDocument(prepared, { prettyErrors: true, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const document = parseDocument(prepared, { prettyErrors: true, uniqueKeys: true, lineCounter });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => {
@@ -157,7 +159,7 @@ async function checkConfig(
       }),
     );
   }
-  const parsed: unknown = document.toJS() ?? {};
+  const parsed = toPlainValue(document, file, lineCounter);
   const issues: string[] = [];
   const raw = interpolate(parsed, '', { ...options, references, issues });
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -180,7 +182,39 @@ async function checkConfig(
 const reference = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const placeholder = '__chorus_env_';
 const placeholderPattern = /__chorus_env_(\d+)_/g;
-const secretName = /token|secret|password|passwd|api_?key|auth/i;
+// A key that holds a secret (`apiKey`, `x-api-key`, `secretToken`); every value under `headers` is one too.
+/**
+ * The document as plain values. Aliases are expanded at most `maxAliasCount` times in all, so an
+ * alias bomb (aliases of aliases, growing exponentially) is one config error, not a frozen bot.
+ */
+function toPlainValue(document: Document, file: string, lineCounter: LineCounter): unknown {
+  try {
+    return document.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    // Point at the alias concerned: the unresolved one, or the first one of a bomb.
+    const unresolved = /Unresolved alias.*: (.*)$/.exec(error.message)?.[1];
+    let alias: Alias | undefined;
+    visit(document, {
+      Alias(_, node) {
+        if (unresolved === undefined || node.source === unresolved) {
+          alias = node;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const where = alias?.range ? lineCounter.linePos(alias.range[0]) : undefined;
+    const what = unresolved
+      ? `alias *${unresolved} has no anchor before it`
+      : 'aliases expand too much (more than 100 times): an alias bomb?';
+    throw new ConfigError([`${file}${where ? `:${where.line}:${where.col}` : ''}: ${what}`]);
+  }
+}
+
+const secretName = /token|secret|password|passwd|api[-_]?key|auth|cookie/i;
+const isSecretPath = (path: string) =>
+  secretName.test(path.slice(path.lastIndexOf('.') + 1)) || /(^|\.)headers\./i.test(path);
 
 interface InterpolationScope {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -192,8 +226,7 @@ interface InterpolationScope {
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; reports unset variables by key path. */
 function interpolate(value: unknown, path: string, scope: InterpolationScope): unknown {
   if (typeof value === 'string') {
-    const lastKey = path.slice(path.lastIndexOf('.') + 1);
-    if (secretName.test(lastKey) && !placeholderPattern.test(value)) scope.redactor?.add(value);
+    if (isSecretPath(path) && !placeholderPattern.test(value)) scope.redactor?.add(value);
     placeholderPattern.lastIndex = 0;
     return value.replace(placeholderPattern, (_, index: string) =>
       scope.references[Number(index)]!.replace(reference, (_match, name: string, fallback?: string) => {
@@ -203,7 +236,7 @@ function interpolate(value: unknown, path: string, scope: InterpolationScope): u
           scope.issues.push(`${path || '(root)'}: environment variable ${name} is not set`);
           return '';
         }
-        if (secretName.test(name) || secretName.test(path)) scope.redactor?.add(found);
+        if (secretEnvName.test(name) || isSecretPath(path)) scope.redactor?.add(found);
         return found;
       }),
     );

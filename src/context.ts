@@ -233,7 +233,7 @@ export function createContext(deps: ContextDeps): {
                 : t('job.cancelled');
             return status.finish(text);
           }
-          return status.finish(t('job.failed', { reason: describeFailure(reason, deps.redactor) }));
+          return status.finish(t('job.failed', { reason: describeFailure(reason, deps.redactor, t) }));
         }),
       );
       return open.length;

@@ -65,12 +65,14 @@ export class RateLimitError extends ChorusError {
 /**
  * A backend (image generator, LLM, any HTTP service a plugin calls) failed.
  * `kind` says how: `network` (unreachable, reset), `status` (answered with an error status),
- * `invalid` (answered something we could not use: HTML, a non-image, a cut stream), `timeout`.
+ * `invalid` (answered something we could not use: HTML, a non-image, an answer over a cap),
+ * `timeout`, or `blocked` (a URL it gave leads somewhere Chorus will not go: a private address,
+ * a scheme other than http and https).
  */
 export class BackendError extends ChorusError {
   override name = 'BackendError';
   readonly backend: string;
-  readonly kind: 'network' | 'status' | 'invalid' | 'timeout';
+  readonly kind: 'network' | 'status' | 'invalid' | 'timeout' | 'blocked';
   readonly status: number | undefined;
 
   constructor(

@@ -9,7 +9,7 @@ import { type CommandSpec, isCommandName } from './commands.ts';
 import { ChorusError, ConfigError } from './errors.ts';
 import type { HttpClient } from './http.ts';
 import type { Translator } from './i18n.ts';
-import type { Logger } from './logger.ts';
+import type { Logger, Redactor } from './logger.ts';
 import type { Button } from './message.ts';
 import {
   type ButtonHandler,
@@ -40,6 +40,7 @@ export interface HostServices {
   readonly log: Logger;
   readonly clock: Clock;
   readonly http: HttpClient;
+  readonly redactor: Redactor;
   readonly translator: Translator;
   readonly locale: string;
   /** The button that cancels the presser's jobs. */
@@ -155,6 +156,9 @@ export class PluginHost {
       cancelButton: this.#services.cancelButton,
       strings: (tables) => {
         for (const [locale, strings] of Object.entries(tables)) track(translator.add(locale, strings));
+      },
+      secret: (...values) => {
+        for (const value of values) this.#services.redactor.add(value);
       },
       onDispose: (dispose) => {
         loaded.disposers.push(dispose);

@@ -4,10 +4,16 @@
  * the caller's AbortSignal all the way down, and readers for JSON, bounded bytes, Server-Sent
  * Events and NDJSON streams. Failures become `BackendError`s that say whether the network failed,
  * the remote refused, or the answer was unusable.
+ *
+ * Every read is capped while it streams: an error body is read for a short excerpt and dropped,
+ * lines of a stream and whole answers have a size limit. Redirects are followed here, hop by hop:
+ * a hop to another origin drops the request's headers, and a hop (or an untrusted URL) that leads
+ * to a non-public address is refused unless the request allows the private network.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { type Dispatcher, EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
 import { BackendError } from './errors.ts';
+import { assertPublicHost, httpUrl, publicOnlyConnector } from './net-guard.ts';
 
 /** Options of an HTTP client. */
 export interface HttpOptions {
@@ -28,12 +34,33 @@ export interface HttpRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string | Uint8Array;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * The URL came from a remote answer, not from the config: it may lead only to `ownOrigin` or to
+   * a public address. Redirects are checked the same way whatever this says. Default false.
+   */
+  readonly untrusted?: boolean;
+  /**
+   * The origin of the backend behind this request (`http://127.0.0.1:8080`): it may be private.
+   * Default: the request URL's own origin, unless `untrusted`.
+   */
+  readonly ownOrigin?: string | undefined;
+  /** Let this request (and its redirects) reach private addresses. Default false. */
+  readonly allowPrivateNetwork?: boolean | undefined;
 }
 
 /** The response type undici returns (the standard `Response` shape). */
 export type HttpResponse = Awaited<ReturnType<typeof undiciFetch>>;
 
 const loopback = 'localhost,127.0.0.1,::1,[::1]';
+
+/** Redirects followed per request. */
+export const maxRedirects = 5;
+
+/** Bytes of an error answer read for the excerpt in the log; the rest is never downloaded. */
+export const errorExcerptBytes = 4096;
+
+/** Headers that may follow a redirect to another origin; every other header is dropped. */
+const portableHeaders = new Set(['user-agent', 'accept', 'accept-language', 'content-type']);
 
 /**
  * An HTTP client with its own connection pool. Make one per set of options and reuse it;
@@ -42,19 +69,31 @@ const loopback = 'localhost,127.0.0.1,::1,[::1]';
 export class HttpClient {
   readonly options: HttpOptions;
   readonly #dispatcher: Dispatcher;
+  readonly #publicOnly: Dispatcher;
   readonly #derived = new Map<string, HttpClient>();
 
   constructor(options: HttpOptions = {}) {
     this.options = options;
     const proxy = options.proxy;
-    this.#dispatcher = new EnvHttpProxyAgent({
+    const proxyOptions = {
       ...(proxy ? { httpProxy: proxy, httpsProxy: proxy } : {}),
       noProxy: proxy
         ? loopback
         : [process.env.NO_PROXY ?? process.env.no_proxy, loopback].filter(Boolean).join(','),
-      connect: { timeout: options.connectTimeoutMs ?? 10_000 },
       headersTimeout: options.firstByteTimeoutMs ?? 60_000,
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
+    };
+    const connectTimeout = options.connectTimeoutMs ?? 10_000;
+    this.#dispatcher = new EnvHttpProxyAgent({ ...proxyOptions, connect: { timeout: connectTimeout } });
+    // For untrusted hops: every direct connection is checked where it landed. The proxy itself
+    // (configured, so trusted) is exempt; through it, the name was checked before the request.
+    const { HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy } = process.env;
+    const proxies = [proxy, HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy].flatMap((value) =>
+      value && URL.canParse(value) ? [new URL(value).hostname] : [],
+    );
+    this.#publicOnly = new EnvHttpProxyAgent({
+      ...proxyOptions,
+      connect: publicOnlyConnector({ timeout: connectTimeout, exempt: proxies }),
     });
   }
 
@@ -71,47 +110,100 @@ export class HttpClient {
   }
 
   /**
-   * Sends a request. Resolves with a response whose status is 2xx; anything else throws a
-   * `BackendError` (`status` with a short excerpt of the body, `network`, or `timeout`). An aborted
-   * `signal` rejects with the signal's reason.
+   * Sends a request, following up to {@link maxRedirects} redirects. Resolves with a response
+   * whose status is 2xx; anything else throws a `BackendError` (`status` with a short excerpt of
+   * the body, `network`, `timeout`, or `blocked` for a URL that leads somewhere refused). An
+   * aborted `signal` rejects with the signal's reason.
    */
   async request(url: string, request: HttpRequest): Promise<HttpResponse> {
-    let response: HttpResponse;
-    try {
-      response = await undiciFetch(url, {
-        method: request.method ?? (request.body === undefined ? 'GET' : 'POST'),
-        dispatcher: this.#dispatcher,
-        ...(request.headers && { headers: request.headers }),
-        ...(request.body !== undefined && { body: request.body }),
-        ...(request.signal && { signal: request.signal }),
-      });
-    } catch (error) {
-      throw toBackendError(request.backend, error, request.signal);
-    }
-    if (!response.ok) {
-      const excerpt = await response.text().then(
-        (text) => text.replace(/\s+/g, ' ').slice(0, 200),
-        () => '',
-      );
-      throw new BackendError(
-        request.backend,
-        'status',
-        `${request.backend} answered HTTP ${response.status}: ${excerpt}`,
-        {
+    const { backend, signal } = request;
+    let target = httpUrl(url, backend);
+    const ownOrigin = request.ownOrigin ?? (request.untrusted ? undefined : target.origin);
+    let method = request.method ?? (request.body === undefined ? 'GET' : 'POST');
+    let body = request.body;
+    let headers = { ...request.headers };
+    let checked = request.untrusted === true;
+    for (let hop = 0; ; hop++) {
+      const guarded = checked && target.origin !== ownOrigin && request.allowPrivateNetwork !== true;
+      let response: HttpResponse;
+      try {
+        if (guarded) await assertPublicHost(target, backend);
+        response = await undiciFetch(target, {
+          method,
+          redirect: 'manual',
+          dispatcher: guarded ? this.#publicOnly : this.#dispatcher,
+          headers,
+          ...(body !== undefined && { body }),
+          ...(signal && { signal }),
+        });
+      } catch (error) {
+        throw toBackendError(backend, error, signal);
+      }
+      const location = response.headers.get('location');
+      if (response.status >= 300 && response.status < 400 && location !== null) {
+        await response.body?.cancel().catch(() => {});
+        if (hop >= maxRedirects)
+          throw new BackendError(backend, 'invalid', `${backend}: more than ${maxRedirects} redirects`);
+        const next = httpUrl(new URL(location, target), backend);
+        if (next.origin !== target.origin) headers = portable(headers);
+        if (
+          response.status === 303 ||
+          ((response.status === 301 || response.status === 302) && method === 'POST')
+        ) {
+          method = 'GET';
+          body = undefined;
+          delete headers['content-type'];
+        }
+        target = next;
+        checked = true;
+        continue;
+      }
+      if (!response.ok) {
+        const excerpt = await readExcerpt(response, errorExcerptBytes);
+        throw new BackendError(backend, 'status', `${backend} answered HTTP ${response.status}: ${excerpt}`, {
           status: response.status,
-        },
-      );
+        });
+      }
+      return response;
     }
-    return response;
   }
 
   /** Closes the connection pools of this client and every client derived from it. */
   async close(): Promise<void> {
     await Promise.all([
       this.#dispatcher.close(),
+      this.#publicOnly.close(),
       ...[...this.#derived.values()].map((client) => client.close()),
     ]);
   }
+}
+
+function portable(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => portableHeaders.has(name.toLowerCase())),
+  );
+}
+
+/** At most `maxBytes` of a body as one line of text; then the body is cancelled, not downloaded. */
+async function readExcerpt(response: HttpResponse, maxBytes: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const step = await reader.read();
+      if (step.done) break;
+      chunks.push(step.value);
+      size += step.value.byteLength;
+    }
+  } catch {
+    // A body that fails mid-way still gives what came before.
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const text = new TextDecoder().decode(Buffer.concat(chunks).subarray(0, maxBytes));
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
 function definedOnly(options: HttpOptions): HttpOptions {
@@ -123,6 +215,11 @@ export function toBackendError(backend: string, error: unknown, signal?: AbortSi
   if (signal?.aborted) return signal.reason;
   if (error instanceof BackendError) return error;
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  if (cause instanceof BackendError) {
+    // Refused by the connector, which does not know the backend's name.
+    const message = cause.message.replace(/^connect:/, `${backend}:`);
+    return new BackendError(backend, cause.kind, message, { cause });
+  }
   const code = (cause as { code?: unknown } | undefined)?.code;
   if (code === 'UND_ERR_CONNECT_TIMEOUT')
     return new BackendError(backend, 'timeout', `${backend}: connect timed out`, { cause });
@@ -134,33 +231,57 @@ export function toBackendError(backend: string, error: unknown, signal?: AbortSi
   return new BackendError(backend, 'network', `${backend}: network error (${detail})`, { cause });
 }
 
+/** Bytes that several reads share, such as every image of one draw. */
+export class ByteBudget {
+  readonly total: number;
+  #left: number;
+
+  constructor(total: number) {
+    if (!(Number.isInteger(total) && total >= 0))
+      throw new TypeError(`total must be an integer >= 0, got ${String(total)}`);
+    this.total = total;
+    this.#left = total;
+  }
+
+  /** Bytes not spent yet. */
+  get left(): number {
+    return this.#left;
+  }
+
+  /** Spends `bytes` if that many are left; otherwise spends nothing and returns false. */
+  spend(bytes: number): boolean {
+    if (bytes > this.#left) return false;
+    this.#left -= bytes;
+    return true;
+  }
+}
+
 /**
- * Reads at most `maxBytes` of a body; more is a `BackendError` (`invalid`), and the rest of the
- * body is not downloaded.
+ * Reads at most `maxBytes` of a body, spending them from `budget` too when one is given; more is
+ * a `BackendError` (`invalid`), and the rest of the body is not downloaded.
  */
 export async function readBytes(
   response: HttpResponse,
   backend: string,
   maxBytes: number,
+  budget?: ByteBudget,
 ): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => {});
-    throw new BackendError(
-      backend,
-      'invalid',
-      `${backend}: answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`,
-    );
-  }
+  const over = (what: string) => {
+    void response.body?.cancel().catch(() => {});
+    return new BackendError(backend, 'invalid', `${backend}: ${what}`);
+  };
+  if (declared > maxBytes) throw over(`answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
+  if (budget && declared > budget.left)
+    throw over(`answer of ${declared} bytes exceeds the ${budget.left} bytes left of ${budget.total}`);
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
     for await (const chunk of response.body ?? []) {
       size += chunk.byteLength;
-      if (size > maxBytes) {
-        await response.body?.cancel().catch(() => {});
-        throw new BackendError(backend, 'invalid', `${backend}: answer exceeds the ${maxBytes}-byte cap`);
-      }
+      if (size > maxBytes) throw over(`answer exceeds the ${maxBytes}-byte cap`);
+      if (budget && !budget.spend(chunk.byteLength))
+        throw over(`answers exceed the ${budget.total}-byte budget they share`);
       chunks.push(chunk);
     }
   } catch (error) {
@@ -176,15 +297,17 @@ export async function readBytes(
 }
 
 /**
- * Reads a JSON body. An answer that is not JSON (an HTML error page from a proxy, say) is a
- * `BackendError` (`invalid`) that says what came instead.
+ * Reads a JSON body of at most `maxBytes` (spent from `budget` too, when given). An answer that
+ * is not JSON (an HTML error page from a proxy, say) is a `BackendError` (`invalid`) that says
+ * what came instead.
  */
 export async function readJson(
   response: HttpResponse,
   backend: string,
   maxBytes = 8 * 1024 * 1024,
+  budget?: ByteBudget,
 ): Promise<unknown> {
-  const bytes = await readBytes(response, backend, maxBytes);
+  const bytes = await readBytes(response, backend, maxBytes, budget);
   const text = new TextDecoder().decode(bytes);
   try {
     return JSON.parse(text) as unknown;
@@ -222,26 +345,52 @@ async function* decodeText(body: Body, backend: string): AsyncGenerator<string> 
   if (tail) yield tail;
 }
 
+/** Longest line (or unfinished event) a stream reader keeps before it gives up: 1 MiB. */
+export const maxLineChars = 1024 * 1024;
+
 /**
  * Parses a Server-Sent Events body (eventsource-parser) into events as they arrive. Comment lines
- * are skipped. Ends when the body ends.
+ * are skipped. Ends when the body ends. A line or event longer than `maxChars` is a `BackendError`
+ * (`invalid`), raised as soon as the buffer passes it, and the rest is not downloaded.
  */
-export async function* readSse(body: Body, backend: string): AsyncGenerator<EventSourceMessage> {
+export async function* readSse(
+  body: Body,
+  backend: string,
+  maxChars = maxLineChars,
+): AsyncGenerator<EventSourceMessage> {
   const pending: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => pending.push(event) });
+  let failure: BackendError | undefined;
+  const parser = createParser({
+    onEvent: (event) => pending.push(event),
+    onError: (error) => {
+      if (error.type === 'max-buffer-size-exceeded')
+        failure = new BackendError(
+          backend,
+          'invalid',
+          `${backend}: a stream event over ${maxChars} characters`,
+        );
+    },
+    maxBufferSize: maxChars,
+  });
   for await (const text of decodeText(body, backend)) {
     parser.feed(text);
     yield* pending.splice(0);
+    if (failure) throw failure;
   }
   parser.feed('\n\n'); // flush an event the server did not terminate
   yield* pending.splice(0);
+  if (failure) throw failure;
 }
 
 /**
- * Parses a newline-delimited JSON body into values as lines arrive. A line that is not JSON is a
- * `BackendError` (`invalid`).
+ * Parses a newline-delimited JSON body into values as lines arrive. A line that is not JSON, or
+ * one longer than `maxChars`, is a `BackendError` (`invalid`).
  */
-export async function* readNdjson(body: Body, backend: string): AsyncGenerator<unknown> {
+export async function* readNdjson(
+  body: Body,
+  backend: string,
+  maxChars = maxLineChars,
+): AsyncGenerator<unknown> {
   let buffer = '';
   const parse = (line: string) => {
     try {
@@ -250,15 +399,19 @@ export async function* readNdjson(body: Body, backend: string): AsyncGenerator<u
       throw new BackendError(backend, 'invalid', `${backend}: bad NDJSON line: ${line.slice(0, 120)}`);
     }
   };
+  const tooLong = () =>
+    new BackendError(backend, 'invalid', `${backend}: an NDJSON line over ${maxChars} characters`);
   for await (const text of decodeText(body, backend)) {
     buffer += text;
     let newline = buffer.indexOf('\n');
     while (newline >= 0) {
+      if (newline > maxChars) throw tooLong();
       const line = buffer.slice(0, newline).trim();
       buffer = buffer.slice(newline + 1);
       if (line) yield parse(line);
       newline = buffer.indexOf('\n');
     }
+    if (buffer.length > maxChars) throw tooLong();
   }
   if (buffer.trim()) yield parse(buffer.trim());
 }

@@ -22,6 +22,13 @@ const coreStrings: Record<string, Strings> = {
     'cancel.none': 'You have nothing running here.',
     'command.unknown': 'Unknown command /{name}. Try /help.',
     'button.cancel': 'Cancel',
+    'failure.timeout': 'timed out',
+    'failure.refused': 'refused',
+    'failure.refusedStatus': 'refused (HTTP {status})',
+    'failure.invalid': 'unusable answer',
+    'failure.blocked': 'refused to follow a link to a private address',
+    'failure.network': 'network error',
+    'failure.internal': 'internal error',
   },
   'zh-CN': {
     'job.cancelled': '已取消。',
@@ -35,6 +42,13 @@ const coreStrings: Record<string, Strings> = {
     'cancel.none': '你在这里没有正在运行的任务。',
     'command.unknown': '未知命令 /{name}。试试 /help。',
     'button.cancel': '取消',
+    'failure.timeout': '超时',
+    'failure.refused': '被拒绝',
+    'failure.refusedStatus': '被拒绝（HTTP {status}）',
+    'failure.invalid': '回答无法使用',
+    'failure.blocked': '拒绝访问指向内网地址的链接',
+    'failure.network': '网络错误',
+    'failure.internal': '内部错误',
   },
 };
 

@@ -51,9 +51,20 @@ export { mergeStreams } from './streams.ts';
 export type { StreamEvent, StreamSource, Streams } from './streams.ts';
 export { createKeyedLimiter, createLimiter } from './limit.ts';
 export type { KeyedLimiter, Limiter, LimiterRunOptions } from './limit.ts';
-export { HttpClient, readBytes, readJson, readNdjson, readSse } from './http.ts';
+export { createTurns } from './turns.ts';
+export type { Turns, TurnsOptions, TurnTexts } from './turns.ts';
+export {
+  ByteBudget,
+  HttpClient,
+  maxLineChars,
+  readBytes,
+  readJson,
+  readNdjson,
+  readSse,
+} from './http.ts';
 export type { Body, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
-export { splitText } from './text.ts';
+export { isPublicAddress } from './net-guard.ts';
+export { splitText, wellFormed } from './text.ts';
 export type { Locale, Strings } from './i18n.ts';
 export { sleep, systemClock } from './clock.ts';
 export type { Clock, TimerHandle } from './clock.ts';

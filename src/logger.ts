@@ -19,22 +19,52 @@ export interface Logger {
   child(scope: string): Logger;
 }
 
+/** Names of environment variables whose values are secrets. */
+export const secretEnvName = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH/i;
+
 /**
- * Removes secrets from text: every registered value (tokens, API keys read from the config),
- * plus anything shaped like a Telegram bot token or a bearer header.
+ * Removes secrets from text: every registered value (tokens, API keys, header values read from
+ * the config), also as it looks URL-encoded, JSON-escaped or in base64, plus anything shaped like
+ * a Telegram bot token or a bearer header.
  */
 export class Redactor {
   readonly #secrets = new Set<string>();
+  #pattern: RegExp | undefined;
 
   /** Registers a secret. Very short values are ignored: masking them would mangle ordinary text. */
   add(secret: string | undefined): void {
-    if (secret && secret.length >= 6) this.#secrets.add(secret);
+    if (!secret || secret.length < 6) return;
+    for (const form of [
+      secret,
+      encodeURIComponent(secret),
+      JSON.stringify(secret).slice(1, -1),
+      Buffer.from(secret).toString('base64').replace(/=+$/, ''),
+    ]) {
+      if (!this.#secrets.has(form)) {
+        this.#secrets.add(form);
+        this.#pattern = undefined;
+      }
+    }
+  }
+
+  /** Registers the value of every variable in `env` whose name contains KEY, TOKEN, SECRET, PASSWORD... */
+  addEnv(env: Readonly<Record<string, string | undefined>>): void {
+    for (const [name, value] of Object.entries(env)) if (secretEnvName.test(name)) this.add(value);
   }
 
   redact(text: string): string {
-    let out = text;
-    for (const secret of this.#secrets) out = out.split(secret).join('***');
-    return out
+    if (this.#secrets.size > 0) {
+      // One pass, longest first, so a secret that contains another is masked whole.
+      this.#pattern ??= new RegExp(
+        [...this.#secrets]
+          .sort((a, b) => b.length - a.length)
+          .map((secret) => secret.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('|'),
+        'g',
+      );
+      text = text.replace(this.#pattern, '***');
+    }
+    return text
       .replace(/(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}/g, '***')
       .replace(/(Bearer|Bot)\s+[A-Za-z0-9._~+/=-]{16,}/g, '$1 ***');
   }

@@ -70,6 +70,11 @@ export interface PluginContext {
   cancelButton(label?: string): Button;
   /** Adds translated strings (`{ en: {...}, 'zh-CN': {...} }`). */
   strings(tables: Readonly<Record<string, Strings>>): void;
+  /**
+   * Keeps these values (API keys, header values, passwords from the plugin's config) out of every
+   * log line, error and chat message, wherever they appear. Empty and very short values are ignored.
+   */
+  secret(...values: readonly (string | undefined)[]): void;
   /** Runs `dispose` when the plugin stops (close pools, stop servers). */
   onDispose(dispose: () => void | Promise<void>): void;
   /** Every command of every loaded plugin, for help texts. */

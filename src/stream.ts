@@ -6,7 +6,7 @@
  */
 import type { Adapter } from './adapter.ts';
 import type { Clock, TimerHandle } from './clock.ts';
-import { abortReason, ChorusError, isCancellation } from './errors.ts';
+import { abortReason, BackendError, ChorusError, isCancellation, TimeoutError } from './errors.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { ChatAddress, SentMessage, TextFormat } from './message.ts';
 import type { Outbox } from './outbox.ts';
@@ -134,7 +134,7 @@ export class TextStream {
       const note =
         outcome === 'cancelled'
           ? t('stream.cancelled')
-          : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor) });
+          : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor, t) });
       this.#tail = this.#full.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : `${this.#tail}${note}`;
     } else if (!this.#full.trim()) {
       this.#tail = `${this.#tail}${t('stream.empty')}`;
@@ -228,10 +228,35 @@ export async function pipeStream(
   return stream.end('done');
 }
 
-/** A short, user-safe reason: Chorus errors say what happened; anything else is "internal error". */
-export function describeFailure(error: unknown, redactor: Redactor): string {
+/**
+ * A short reason a chat user may see. A backend's failure is told by kind ("timed out",
+ * "refused (HTTP 401)"), never with what the backend said; other Chorus errors by their message,
+ * redacted; anything else is "internal error". The details belong in the log.
+ */
+export function describeFailure(
+  error: unknown,
+  redactor: Redactor,
+  t: (key: string, params?: Readonly<Record<string, string | number>>) => string,
+): string {
+  if (error instanceof TimeoutError) return t('failure.timeout');
+  if (error instanceof BackendError) {
+    switch (error.kind) {
+      case 'timeout':
+        return t('failure.timeout');
+      case 'status':
+        return error.status === undefined
+          ? t('failure.refused')
+          : t('failure.refusedStatus', { status: error.status });
+      case 'invalid':
+        return t('failure.invalid');
+      case 'blocked':
+        return t('failure.blocked');
+      default:
+        return t('failure.network');
+    }
+  }
   if (error instanceof ChorusError) return redactor.redact(error.message);
-  return 'internal error';
+  return t('failure.internal');
 }
 
 /** Resolves with the next step of `iterator`, or rejects when `signal` aborts first. */

@@ -11,7 +11,7 @@
 import type { Adapter, AdapterHost, AdapterLimits, EditOptions } from './adapter.ts';
 import { type Bot, createBot, type PluginEntry } from './bot.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, type Logger, type Redactor } from './logger.ts';
 import type {
   BotIdentity,
   ButtonPress,
@@ -287,6 +287,8 @@ export interface TestBotOptions {
   readonly store?: Store;
   /** Scheduler options: `pollMs` for several bots running on one store at once. */
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
+  /** The bot's redactor: give the logger the same one to see what reaches the log. */
+  readonly redactor?: Redactor;
 }
 
 /** A bot running plugins against a mock adapter on a fake clock. */
@@ -321,6 +323,7 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
     plugins: options.plugins,
     clock: options.realTime ? systemClock : clock,
     log: options.log ?? createLogger({ level: 'silent' }),
+    ...(options.redactor && { redactor: options.redactor }),
     ...(options.locale !== undefined && { locale: options.locale }),
     store: options.store ?? new MemoryStore({ clock: options.realTime ? systemClock : clock }),
     ...(options.scheduler && { scheduler: options.scheduler }),

@@ -76,3 +76,13 @@ function openFence(text: string): { marker: string; info: string } | undefined {
   }
   return open;
 }
+
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `text` with every lone surrogate (half of a UTF-16 pair, which no encoder accepts) replaced by
+ * U+FFFD, as `String.prototype.toWellFormed` does.
+ */
+export function wellFormed(text: string): string {
+  return text.replace(loneSurrogate, '\uFFFD');
+}

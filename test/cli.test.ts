@@ -85,7 +85,7 @@ describe('chorus CLI', () => {
       'chorus: config error: http.proxi: unknown key (did you mean "proxy"?)',
       'chorus: config error: adapters.consle: unknown adapter "consle": no folder adapters/consle and no installed npm package "consle" (did you mean "console"? available: console, discord, telegram)',
       `chorus: config error: adapters.slack: unknown adapter "slack": no folder adapters/slack and no installed npm package "slack" ${available}`,
-      'chorus: config error: plugins.nosuchplugin: unknown plugin "nosuchplugin": no folder plugins/nosuchplugin and no installed npm package "nosuchplugin" (available: ask, draw, help)',
+      'chorus: config error: plugins.nosuchplugin: unknown plugin "nosuchplugin": no folder plugins/nosuchplugin and no installed npm package "nosuchplugin" (available: ask, draw, help, remind)',
       'chorus: config error: plugins.draw.backends: required (expected array)',
       'chorus: config error: plugins.draw.maxPerUsr: unknown key (did you mean "maxPerUser"?)',
     ]);

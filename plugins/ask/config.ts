@@ -1,6 +1,23 @@
 /** The `plugins.ask` config section. */
 import { z } from 'zod';
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+
+/** Every backend under its own name: a second one of the same name is a mistake, not a spare. */
+function uniqueNames(list: readonly { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  list.forEach(({ name }, index) => {
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, index);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'name'],
+        message: `"${name}" is taken by backends[${first}]`,
+      });
+  });
+}
+
 const common = {
   /** Labels the answer when several models answer side by side. */
   name: z.string().regex(/^[\w.-]{1,32}$/, 'letters, digits, _ . - (at most 32)'),
@@ -12,7 +29,9 @@ const common = {
   maxTokens: z.number().int().positive().optional(),
   /** Questions this backend answers at once, shared by all users. */
   concurrency: z.number().int().positive().default(5),
-  proxy: z.url().optional(),
+  proxy: httpUrl.optional(),
+  /** Let redirects lead to private addresses other than the backend's own origin. */
+  allowPrivateNetwork: z.boolean().default(false),
   headers: z.record(z.string(), z.string()).default({}),
   connectTimeoutMs: z.number().int().positive().default(10_000),
   /** From sending the question to the first piece of the answer. */
@@ -29,12 +48,12 @@ export const askBackendConfig = z.discriminatedUnion('type', [
   z.strictObject({
     ...common,
     type: z.literal('openai'),
-    baseUrl: z.url().default('https://api.openai.com/v1'),
+    baseUrl: httpUrl.default('https://api.openai.com/v1'),
   }),
   z.strictObject({
     ...common,
     type: z.literal('ollama'),
-    baseUrl: z.url().default('http://127.0.0.1:11434'),
+    baseUrl: httpUrl.default('http://127.0.0.1:11434'),
   }),
   z.strictObject({
     ...common,
@@ -50,7 +69,7 @@ export type AskBackendConfig = z.output<typeof askBackendConfig>;
 
 /** The `plugins.ask` section. */
 export const askConfig = z.strictObject({
-  backends: z.array(askBackendConfig).min(1, 'at least one backend'),
+  backends: z.array(askBackendConfig).min(1, 'at least one backend').superRefine(uniqueNames),
   /** Send every question to every backend (as `/ask@all` does). */
   fanout: z.boolean().default(false),
   /** What starts a question besides `/ask`. */
@@ -67,8 +86,12 @@ export const askConfig = z.strictObject({
       turns: z.number().int().nonnegative().default(20),
       /** The SQLite file; `:memory:` keeps nothing across restarts. */
       path: z.string().min(1).default('.chorus/ask.sqlite'),
+      /** Characters of history sent with a question; older turns are left out. */
+      maxChars: z.number().int().nonnegative().default(40_000),
     })
-    .default({ turns: 20, path: '.chorus/ask.sqlite' }),
+    .default({ turns: 20, path: '.chorus/ask.sqlite', maxChars: 40_000 }),
+  /** Characters of one model's answer; the rest is not read, and the answer says it was cut. */
+  maxAnswerChars: z.number().int().positive().default(20_000),
   /**
    * Optional: at least this many ms between two edits of a growing answer, a number or one per
    * kind of chat. By default edits follow the adapter's rate budget (the outbox coalesces them).
@@ -86,6 +109,8 @@ export const askConfig = z.strictObject({
   drafts: z.boolean().default(true),
   /** Questions one user may have answered at once; more wait their turn. */
   maxPerUser: z.number().int().positive().default(1),
+  /** Questions one user may have waiting; more are refused. */
+  maxQueuedPerUser: z.number().int().nonnegative().default(3),
 });
 
 /** A validated `plugins.ask` section. */

@@ -5,12 +5,14 @@
  * SQLite and survive restarts; `/reset` forgets one.
  *
  * A user's second question while the first is still streaming waits its turn (it is not dropped
- * and does not cut the first short), so the second answer sees the first in its history.
+ * and does not cut the first short), so the second answer sees the first in its history; past
+ * `maxQueuedPerUser` waiting questions, the user is refused once. An answer stops at
+ * `maxAnswerChars` characters, with a note, and the history sent back is bounded too.
  */
 import {
   type Context,
-  createKeyedLimiter,
   createLimiter,
+  createTurns,
   definePlugin,
   isCancellation,
   type Limiter,
@@ -63,9 +65,15 @@ export const plugin = definePlugin({
         backend: createChatBackend(backendConfig, { http: ctx.http, clock: ctx.clock, demoUrl: demo?.url }),
         limiter: createLimiter(backendConfig.concurrency),
       }));
-    const store = new ConversationStore(config.memory.path, config.memory.turns);
+    for (const backend of config.backends) ctx.secret(backend.apiKey, ...Object.values(backend.headers));
+    const store = ConversationStore.open(config.memory.path, {
+      turns: config.memory.turns,
+      maxChars: config.memory.maxChars,
+      clock: ctx.clock,
+      log: ctx.log,
+    });
     ctx.onDispose(() => store.close());
-    const perUser = createKeyedLimiter(config.maxPerUser);
+    const turns = createTurns({ perUser: config.maxPerUser, maxQueued: config.maxQueuedPerUser });
 
     ctx.command(
       {
@@ -83,7 +91,8 @@ export const plugin = definePlugin({
     ctx.command(
       { name: 'reset', description: { en: 'Forget this conversation', 'zh-CN': '清除此对话' } },
       async (c) => {
-        await c.reply(c.t('ask.reset', { count: store.reset(conversationKey(c)) }));
+        const count = await store.reset(conversationKey(c));
+        await c.reply(count === undefined ? c.t('ask.resetFailed') : c.t('ask.reset', { count }));
       },
     );
     const { triggers } = config;
@@ -108,9 +117,25 @@ export const plugin = definePlugin({
         await c.reply(c.t('ask.usage'));
         return;
       }
+      const leave = await turns.take(c, {
+        waiting: (count) => c.t('ask.waiting', { count }),
+        started: c.t('ask.waitingStarted'),
+        cancelled: c.t('job.cancelled'),
+        full: c.t('ask.queueFull', { max: config.maxQueuedPerUser }),
+      });
+      if (!leave) return;
+      try {
+        await answerInTurn(c, question, everyModel);
+      } finally {
+        leave();
+      }
+    }
+
+    async function answerInTurn(c: Context, question: string, everyModel: boolean): Promise<void> {
       const { replyTo } = c.message;
       const conversation =
-        (replyTo?.fromBot && store.conversationOf(chatKey(c), replyTo.messageId)) || conversationKey(c);
+        (replyTo?.fromBot && (await store.conversationOf(chatKey(c), replyTo.messageId))) ||
+        conversationKey(c);
       const chosen = everyModel ? backends : backends.slice(0, 1);
       const interval = config.editIntervalMs;
       const editIntervalMs =
@@ -127,28 +152,27 @@ export const plugin = definePlugin({
         ]),
       );
 
-      const userKey = `${c.chat.adapter}:${c.user.id}`;
-      const waited = perUser.busy(userKey);
-      const entered = perUser.acquire(userKey, c.signal);
-      entered.catch(() => {});
-      if (waited) for (const stream of streams.values()) await stream.notice(c.t('ask.waitingForYou'));
-      let release: (() => void) | undefined;
       const ended = new Set<string>();
+      const cut = new Set<string>();
+      const texts = new Map<string, string>();
       try {
-        release = await entered;
-        const history = store.history(conversation);
+        const history = await store.history(conversation);
         const messages: ChatMessage[] = [...history, { role: 'user', content: question }];
         const sources = new Map(
           chosen.map(({ backend, limiter }) => [
             backend.name,
             (signal: AbortSignal) =>
-              limited(
-                limiter,
-                (s) => backend.stream(messages, s),
-                signal,
-                (ahead) => {
-                  void streams.get(backend.name)?.notice(c.t('ask.queued', { name: backend.name, ahead }));
-                },
+              capped(
+                limited(
+                  limiter,
+                  (s) => backend.stream(messages, s),
+                  signal,
+                  (ahead) => {
+                    void streams.get(backend.name)?.notice(c.t('ask.queued', { name: backend.name, ahead }));
+                  },
+                ),
+                config.maxAnswerChars,
+                () => cut.add(backend.name),
               ),
           ]),
         );
@@ -156,32 +180,64 @@ export const plugin = definePlugin({
         for await (const event of mergeStreams(sources, { signal: c.signal })) {
           const stream = streams.get(event.key)!;
           if (event.type === 'value') {
+            texts.set(event.key, (texts.get(event.key) ?? '') + event.value);
             await stream.write(event.value);
             continue;
           }
           ended.add(event.key);
           if (event.type === 'error') c.log.warn('answer failed', { backend: event.key, error: event.error });
+          if (cut.has(event.key)) {
+            c.log.info('answer cut at maxAnswerChars', { backend: event.key, chars: config.maxAnswerChars });
+            await stream.write(`\n\n${c.t('ask.tooLong', { max: config.maxAnswerChars })}`);
+          }
           const result = await stream.end(
             event.type === 'end' ? 'done' : 'failed',
             event.type === 'error' ? event.error : undefined,
           );
           for (const sent of result.messages)
-            for (const id of sent.ids) store.link(chatKey(c), id, conversation);
-          if (result.outcome === 'done') answers.set(event.key, result.text);
+            for (const id of sent.ids) await store.link(chatKey(c), id, conversation);
+          if (result.outcome === 'done') answers.set(event.key, texts.get(event.key) ?? '');
         }
         // The first model's answer is the one the conversation goes on from.
         const remembered = answers.get(chosen[0]!.backend.name) ?? [...answers.values()][0];
-        if (remembered !== undefined) store.remember(conversation, question, remembered);
+        if (remembered !== undefined && store.enabled) {
+          const saved = await store.remember(conversation, question, remembered);
+          if (!saved) await c.reply(c.t('ask.notSaved'));
+        }
       } catch (error) {
         const outcome = isCancellation(error) || c.signal.aborted ? 'cancelled' : 'failed';
         for (const [name, stream] of streams) if (!ended.has(name)) await stream.end(outcome, error);
         if (outcome === 'cancelled') throw error;
-      } finally {
-        release?.();
       }
     }
   },
 });
+
+/**
+ * The pieces of `pieces` up to `max` characters in all. Past that it stops reading (which ends
+ * the request) and calls `onCut`.
+ */
+export async function* capped(
+  pieces: AsyncIterable<string>,
+  max: number,
+  onCut: () => void,
+): AsyncGenerator<string> {
+  let length = 0;
+  for await (const piece of pieces) {
+    if (length + piece.length <= max) {
+      length += piece.length;
+      yield piece;
+      continue;
+    }
+    let room = max - length;
+    // Never end on the first half of a surrogate pair.
+    const code = piece.charCodeAt(room - 1);
+    if (room > 0 && code >= 0xd800 && code <= 0xdbff) room--;
+    if (room > 0) yield piece.slice(0, room);
+    onCut();
+    return;
+  }
+}
 
 function chatKey(c: Pick<Context, 'chat'>): string {
   return `${c.chat.adapter}:${c.chat.id}`;

@@ -1,9 +1,20 @@
 /**
  * Image backends: each turns a prompt into images (bytes), or fails with a `BackendError` that says
- * how. URLs in answers are downloaded at once (they expire), with a size cap and a check that the
- * bytes really are an image.
+ * how. URLs in answers are downloaded at once (they expire), a few at a time, at most `maxImages`
+ * of them, each under `maxImageBytes` and all under the draw's byte budget, with a check that the
+ * bytes really are an image. A URL in an answer is untrusted: it may lead to the backend's own
+ * origin or to a public address, never elsewhere on the private network unless the backend
+ * allows it.
  */
-import { BackendError, type HttpClient, readBytes, readJson } from 'chorus';
+import {
+  BackendError,
+  ByteBudget,
+  createLimiter,
+  type HttpClient,
+  readBytes,
+  readJson,
+  wellFormed,
+} from 'chorus';
 import type { BackendConfig } from './config.ts';
 
 /** One generated image. */
@@ -17,7 +28,8 @@ export interface ImageBackend {
   readonly name: string;
   readonly timeoutMs: number;
   readonly concurrency: number;
-  generate(prompt: string, signal: AbortSignal): Promise<Image[]>;
+  /** Draws; `budget` holds the bytes the whole draw may still download. */
+  generate(prompt: string, signal: AbortSignal, budget?: ByteBudget): Promise<Image[]>;
 }
 
 /** The image type of `bytes` by signature, or undefined for anything else (HTML, JSON, text). */
@@ -60,7 +72,7 @@ export function pick(value: unknown, path: string): unknown[] {
 
 /** `{prompt}` in a URL template, URL-encoded. */
 export function fillUrl(template: string, prompt: string): string {
-  return template.replaceAll('{prompt}', encodeURIComponent(prompt));
+  return template.replaceAll('{prompt}', encodeURIComponent(wellFormed(prompt)));
 }
 
 /** `{prompt}` in every string of a JSON body. */
@@ -76,6 +88,8 @@ export function fillBody(body: unknown, prompt: string): unknown {
 interface Deps {
   readonly http: HttpClient;
   readonly maxImageBytes: number;
+  /** Images taken from one answer. Default 10. */
+  readonly maxImages?: number;
   /** Base URL of the built-in demo server, when a demo backend is configured. */
   readonly demoUrl?: string | undefined;
 }
@@ -90,73 +104,127 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
     ...config.headers,
   };
 
-  const download = async (url: string, signal: AbortSignal): Promise<Image> => {
+  const maxImages = deps.maxImages ?? 10;
+  const ownOrigin =
+    config.type === 'openai-images'
+      ? new URL(config.baseUrl).origin
+      : config.type === 'demo'
+        ? deps.demoUrl && new URL(deps.demoUrl).origin
+        : new URL(fillUrl(config.url, '')).origin;
+  const tooBig = () =>
+    new BackendError(name, 'invalid', `${name}: image over the ${deps.maxImageBytes}-byte cap`);
+
+  // Base64 images came inside the answer, whose bytes the budget has already paid for.
+  const decoded = (base64: string, type: string | null): Image => {
+    // Check the size the text stands for before decoding any of it.
+    if (Math.floor((base64.length * 3) / 4) > deps.maxImageBytes + 2) throw tooBig();
+    const bytes = Buffer.from(base64, 'base64');
+    if (bytes.length > deps.maxImageBytes) throw tooBig();
+    return asImage(name, new Uint8Array(bytes), type);
+  };
+
+  const download = async (url: string, signal: AbortSignal, budget: ByteBudget): Promise<Image> => {
     if (url.startsWith('data:')) {
-      const match = /^data:([^;,]+)?(;base64)?,(.*)$/s.exec(url);
-      const data = match?.[2] ? Buffer.from(match[3] ?? '', 'base64') : new Uint8Array();
-      if (data.length > deps.maxImageBytes)
-        throw new BackendError(name, 'invalid', `${name}: image over the size cap`);
-      return asImage(name, new Uint8Array(data), match?.[1] ?? null);
+      const match = /^data:([^;,]+)?(;base64)?,/.exec(url.slice(0, 200));
+      if (!match?.[2]) throw new BackendError(name, 'invalid', `${name}: a data: URL that is not base64`);
+      return decoded(url.slice(match[0].length), match[1] ?? null);
     }
     const response = await http.request(url, {
       backend: name,
       signal,
       headers: { 'user-agent': headers['user-agent']! },
+      untrusted: true,
+      ownOrigin,
+      allowPrivateNetwork: config.allowPrivateNetwork,
     });
     return asImage(
       name,
-      await readBytes(response, name, deps.maxImageBytes),
+      await readBytes(response, name, deps.maxImageBytes, budget),
       response.headers.get('content-type'),
     );
   };
 
-  const requestJson = async (url: string, body: unknown, signal: AbortSignal) => {
+  /**
+   * The first `maxImages` of `found`, downloaded (or decoded) four at a time. The first failure
+   * fails them all and aborts the downloads still running or waiting.
+   */
+  const collect = async <T>(
+    found: readonly T[],
+    signal: AbortSignal,
+    get: (item: T, signal: AbortSignal) => Promise<Image | undefined> | Image | undefined,
+  ): Promise<(Image | undefined)[]> => {
+    const controller = new AbortController();
+    const stop = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const downloads = createLimiter(4);
+    try {
+      return await Promise.all(
+        found
+          .slice(0, maxImages)
+          .map((item) => downloads.run(async (s) => get(item, s), { signal: controller.signal })),
+      );
+    } finally {
+      controller.abort();
+      signal.removeEventListener('abort', stop);
+    }
+  };
+
+  // A JSON answer may carry every image in base64: it spends from the draw's budget too.
+  const requestJson = async (url: string, body: unknown, signal: AbortSignal, budget: ByteBudget) => {
     const response = await http.request(url, {
       backend: name,
       signal,
       method: body === undefined ? 'GET' : 'POST',
       headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
       ...(body !== undefined && { body: JSON.stringify(body) }),
+      allowPrivateNetwork: config.allowPrivateNetwork,
     });
-    return readJson(response, name);
+    return readJson(response, name, budget.left, budget);
   };
 
-  const fromOpenAiAnswer = async (answer: unknown, signal: AbortSignal): Promise<Image[]> => {
+  const fromOpenAiAnswer = async (
+    answer: unknown,
+    signal: AbortSignal,
+    budget: ByteBudget,
+  ): Promise<Image[]> => {
     const items = pick(answer, 'data[]') as { url?: unknown; b64_json?: unknown }[];
-    const images = await Promise.all(
-      items.map((item) => {
-        if (typeof item.b64_json === 'string') {
-          const bytes = Buffer.from(item.b64_json, 'base64');
-          if (bytes.length > deps.maxImageBytes)
-            throw new BackendError(name, 'invalid', `${name}: image over the size cap`);
-          return asImage(name, new Uint8Array(bytes), null);
-        }
-        if (typeof item.url === 'string') return download(item.url, signal);
-        return undefined;
-      }),
+    const images = await collect(
+      items.filter((item) => typeof item?.b64_json === 'string' || typeof item?.url === 'string'),
+      signal,
+      (item, s) => {
+        if (typeof item.b64_json === 'string') return decoded(item.b64_json, null);
+        return download(item.url as string, s, budget);
+      },
     );
     const found = images.filter((image): image is Image => image !== undefined);
     if (found.length === 0) throw new BackendError(name, 'invalid', `${name}: the answer held no images`);
     return found;
   };
 
+  const defaultBudget = () => new ByteBudget(maxImages * deps.maxImageBytes);
   const base = { name, timeoutMs: config.timeoutMs, concurrency: config.concurrency };
   switch (config.type) {
     case 'openai-images':
       return {
         ...base,
-        async generate(prompt, signal) {
+        async generate(prompt, signal, budget = defaultBudget()) {
           const body = { model: config.model, prompt, size: config.size, n: config.n };
           return fromOpenAiAnswer(
-            await requestJson(`${config.baseUrl.replace(/\/$/, '')}/images/generations`, body, signal),
+            await requestJson(
+              `${config.baseUrl.replace(/\/$/, '')}/images/generations`,
+              body,
+              signal,
+              budget,
+            ),
             signal,
+            budget,
           );
         },
       };
     case 'demo':
       return {
         ...base,
-        async generate(prompt, signal) {
+        async generate(prompt, signal, budget = defaultBudget()) {
           if (!deps.demoUrl)
             throw new BackendError(name, 'network', `${name}: the demo server is not running`);
           const body = {
@@ -167,17 +235,18 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
             fail_rate: config.failRate,
           };
           return fromOpenAiAnswer(
-            await requestJson(`${deps.demoUrl}/v1/images/generations`, body, signal),
+            await requestJson(`${deps.demoUrl}/v1/images/generations`, body, signal, budget),
             signal,
+            budget,
           );
         },
       };
     case 'http-json':
       return {
         ...base,
-        async generate(prompt, signal) {
+        async generate(prompt, signal, budget = defaultBudget()) {
           const body = config.method === 'POST' ? fillBody(config.body ?? { prompt }, prompt) : undefined;
-          const answer = await requestJson(fillUrl(config.url, prompt), body, signal);
+          const answer = await requestJson(fillUrl(config.url, prompt), body, signal, budget);
           const urls = pick(answer, config.imagePath).filter((url): url is string => typeof url === 'string');
           if (urls.length === 0) {
             throw new BackendError(
@@ -186,13 +255,13 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
               `${name}: no image URLs at ${config.imagePath} in the answer`,
             );
           }
-          return Promise.all(urls.map((url) => download(url, signal)));
+          return collect(urls, signal, (url, s) => download(url, s, budget)) as Promise<Image[]>;
         },
       };
     case 'http-image':
       return {
         ...base,
-        async generate(prompt, signal) {
+        async generate(prompt, signal, budget = defaultBudget()) {
           const body =
             config.method === 'POST'
               ? JSON.stringify(fillBody(config.body ?? { prompt }, prompt))
@@ -203,11 +272,12 @@ export function createImageBackend(config: BackendConfig, deps: Deps): ImageBack
             method: config.method,
             headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
             ...(body !== undefined && { body }),
+            allowPrivateNetwork: config.allowPrivateNetwork,
           });
           return [
             asImage(
               name,
-              await readBytes(response, name, deps.maxImageBytes),
+              await readBytes(response, name, deps.maxImageBytes, budget),
               response.headers.get('content-type'),
             ),
           ];

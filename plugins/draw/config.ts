@@ -1,6 +1,23 @@
 /** The `plugins.draw` config section. */
 import { z } from 'zod';
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+
+/** Every backend under its own name: a second one of the same name is a mistake, not a spare. */
+export function uniqueNames(list: readonly { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  list.forEach(({ name }, index) => {
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, index);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'name'],
+        message: `"${name}" is taken by backends[${first}]`,
+      });
+  });
+}
+
 const common = {
   /** Shown in captions and status lines. */
   name: z.string().regex(/^[\w.-]{1,32}$/, 'letters, digits, _ . - (at most 32)'),
@@ -12,7 +29,12 @@ const common = {
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey: z.string().optional(),
   /** A proxy for this backend only; default: `http.proxy`. */
-  proxy: z.url().optional(),
+  proxy: httpUrl.optional(),
+  /**
+   * Let image URLs in this backend's answers (and redirects) lead to private addresses: loopback,
+   * the LAN, link-local. Its own configured origin is always allowed.
+   */
+  allowPrivateNetwork: z.boolean().default(false),
   enabled: z.boolean().default(true),
 };
 
@@ -25,7 +47,7 @@ export const backendConfig = z.discriminatedUnion('type', [
   z.strictObject({
     ...common,
     type: z.literal('openai-images'),
-    baseUrl: z.url().default('https://api.openai.com/v1'),
+    baseUrl: httpUrl.default('https://api.openai.com/v1'),
     model: z.string().default('gpt-image-1'),
     size: z.string().default('1024x1024'),
     n: z.number().int().min(1).max(10).default(1),
@@ -63,9 +85,11 @@ export type BackendConfig = z.output<typeof backendConfig>;
 
 /** The `plugins.draw` section. */
 export const drawConfig = z.strictObject({
-  backends: z.array(backendConfig).min(1, 'at least one backend'),
+  backends: z.array(backendConfig).min(1, 'at least one backend').superRefine(uniqueNames),
   /** Draws one user may have running at once. */
   maxPerUser: z.number().int().positive().default(1),
+  /** Draws one user may have waiting; more are refused. */
+  maxQueuedPerUser: z.number().int().nonnegative().default(3),
   /** What happens to a draw past `maxPerUser`: wait its turn, or be refused. */
   whenBusy: z.enum(['queue', 'refuse']).default('queue'),
   /** Largest image accepted from a backend. */
@@ -74,6 +98,14 @@ export const drawConfig = z.strictObject({
     .int()
     .positive()
     .default(20 * 1024 * 1024),
+  /** Images taken from one backend's answer; the rest are not downloaded. */
+  maxImages: z.number().int().min(1).max(100).default(10),
+  /** Bytes of images one draw downloads from all its backends together. */
+  maxDrawBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /** Command keywords without a prefix. */
   keywords: z.array(z.string().min(1)).default(['画']),
 });

@@ -8,9 +8,10 @@
 import {
   asCompleted,
   BackendError,
+  ByteBudget,
   type Context,
-  createKeyedLimiter,
   createLimiter,
+  createTurns,
   definePlugin,
   isCancellation,
   type Limiter,
@@ -36,6 +37,7 @@ function shortReason(ctx: Context, error: unknown): string {
   if (error instanceof BackendError) {
     if (error.kind === 'status') return ctx.t('draw.refused', { status: error.status ?? '?' });
     if (error.kind === 'invalid') return ctx.t('draw.invalid');
+    if (error.kind === 'blocked') return ctx.t('draw.blocked');
     return ctx.t('draw.unreachable');
   }
   return ctx.t('draw.error');
@@ -61,11 +63,13 @@ export const plugin = definePlugin({
         backend: createImageBackend(backendConfig, {
           http: ctx.http,
           maxImageBytes: config.maxImageBytes,
+          maxImages: config.maxImages,
           demoUrl: demo?.url,
         }),
         limiter: createLimiter(backendConfig.concurrency),
       }));
-    const perUser = createKeyedLimiter(config.maxPerUser);
+    for (const backend of config.backends) ctx.secret(backend.apiKey, ...Object.values(backend.headers));
+    const turns = createTurns({ perUser: config.maxPerUser, maxQueued: config.maxQueuedPerUser });
 
     ctx.command(
       {
@@ -82,23 +86,22 @@ export const plugin = definePlugin({
           return;
         }
         const user = `${c.chat.adapter}:${c.user.id}`;
-        if (perUser.busy(user) && config.whenBusy === 'refuse') {
+        if (turns.busy(user) && config.whenBusy === 'refuse') {
           await c.reply(c.t('draw.busy'));
           return;
         }
-        // Take the user's place before the first await, so two quick draws cannot both slip through.
-        const waited = perUser.busy(user);
-        const entered = perUser.acquire(user, c.signal);
-        entered.catch(() => {});
-        const status = await c.status(
-          waited ? c.t('draw.waitingForYou') : c.t('draw.start', { count: backends.length }),
-          {
-            buttons: [[ctx.cancelButton(c.t('button.cancel'))]],
-          },
-        );
-        const leave = await entered;
-        if (waited) status.update(c.t('draw.start', { count: backends.length }));
+        const leave = await turns.take(c, {
+          waiting: (count) => c.t('draw.waiting', { count }),
+          started: c.t('draw.waitingStarted'),
+          cancelled: c.t('draw.cancelled'),
+          full: c.t('draw.queueFull', { max: config.maxQueuedPerUser }),
+          buttons: [[ctx.cancelButton(c.t('button.cancel'))]],
+        });
+        if (!leave) return;
         try {
+          const status = await c.status(c.t('draw.start', { count: backends.length }), {
+            buttons: [[ctx.cancelButton(c.t('button.cancel'))]],
+          });
           await drawAll(c, prompt, status, backends);
         } finally {
           leave();
@@ -112,6 +115,7 @@ export const plugin = definePlugin({
       status: Awaited<ReturnType<Context['status']>>,
       list: typeof backends,
     ): Promise<void> {
+      const budget = new ByteBudget(config.maxDrawBytes);
       const states = new Map<string, BackendState>(
         list.map(({ backend }) => [backend.name, { kind: 'waiting' }]),
       );
@@ -156,7 +160,7 @@ export const plugin = definePlugin({
                 set(backend.name, { kind: 'running' });
                 const started = c.clock.now();
                 const images = await withTimeout(
-                  (s) => backend.generate(prompt, s),
+                  (s) => backend.generate(prompt, s, budget),
                   backend.timeoutMs,
                   c.clock,
                 )(slotSignal);

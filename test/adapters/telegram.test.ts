@@ -118,7 +118,12 @@ describe('telegram adapter with the real grammY client', () => {
     cleanups.push(() => fake.close());
     await start({
       fake,
-      plugins: [{ plugin: draw, config: { backends: [backend('one', 1), backend('four', 4), twelve] } }],
+      plugins: [
+        {
+          plugin: draw,
+          config: { maxImages: 12, backends: [backend('one', 1), backend('four', 4), twelve] },
+        },
+      ],
       adapter: { rateLimits: { perChatPerSecond: 5 } },
     });
     fake.userSays(privateChat, ann, '/draw a red fox');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { RateLimitError } from '../../src/errors.ts';
+import { createLogger } from '../../src/logger.ts';
 import { createTestBot, type MockAdapterOptions, type TestBot } from '../../src/testing.ts';
 import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
 
@@ -32,8 +33,11 @@ const ollama = (name: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+let logs: string[] = [];
 async function start(config: Record<string, unknown>, adapter: MockAdapterOptions = {}) {
+  logs = [];
   const kit = await createTestBot({
+    log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
     plugins: [
       {
         plugin: ask,
@@ -71,16 +75,16 @@ describe('ask: streaming from the wire formats', () => {
     expect(llm.requests[0]!.path).toBe('/api/chat');
   });
 
-  it('turns errors mid-stream into a note after the text so far', async () => {
+  it('turns errors mid-stream into a short note after the text so far; what the model said goes to the log', async () => {
     llm.script('oai', { pieces: ['Partial ', 'answer'], ending: 'openai-error' });
     llm.script('vllm', { pieces: ['Partial ', 'answer'], ending: 'vllm-error' });
     llm.script('oll', { pieces: ['Partial ', 'answer'], ending: 'ollama-error' });
     llm.script('cut', { pieces: ['Partial ', 'answer'], ending: 'cut' });
-    const expected: Record<string, string> = {
-      oai: 'oai: upstream overloaded',
-      vllm: 'vllm: vllm: out of memory',
-      oll: 'oll: model requires more system memory',
-      cut: 'cut: ',
+    const expected: Record<string, [string, string]> = {
+      oai: ['refused', 'oai: upstream overloaded'],
+      vllm: ['refused', 'vllm: vllm: out of memory'],
+      oll: ['refused', 'oll: model requires more system memory'],
+      cut: ['network error', 'cut: '],
     };
     for (const [name, backend] of [
       ['oai', openai('oai')],
@@ -90,8 +94,8 @@ describe('ask: streaming from the wire formats', () => {
     ] as const) {
       const kit = await start({ backends: [backend] });
       await kit.run(kit.send('/ask q'));
-      expect(answerOf(kit)).toMatch(/^Partial answer\n\n\(answer cut short: /);
-      expect(answerOf(kit)).toContain(expected[name]);
+      expect(answerOf(kit)).toBe(`Partial answer\n\n(answer cut short: ${expected[name]![0]})`);
+      expect(logs.find((line) => line.includes('answer failed'))).toContain(expected[name]![1]);
     }
   });
 
@@ -104,8 +108,10 @@ describe('ask: streaming from the wire formats', () => {
     });
     await kit.run(kit.send('/ask q'));
     const texts = kit.adapter.texts();
-    expect(texts).toContain('stall:\nHalf\n\n(answer cut short: stall: went silent mid-answer)');
-    expect(texts).toContain('mute:\n(answer cut short: mute: no answer in time)');
+    expect(texts).toContain('stall:\nHalf\n\n(answer cut short: timed out)');
+    expect(texts).toContain('mute:\n(answer cut short: timed out)');
+    expect(logs.join('\n')).toContain('stall: went silent mid-answer');
+    expect(logs.join('\n')).toContain('mute: no answer in time');
   });
 });
 
@@ -117,11 +123,7 @@ describe('ask: several models, cancel, limits', () => {
     const kit = await start({ backends: [openai('a'), openai('b'), ollama('c')] });
     await kit.run(kit.send('/ask@all compare'));
     expect(kit.adapter.texts().sort()).toEqual(
-      [
-        'a:\nalpha answer',
-        'b:\nbeta\n\n(answer cut short: b: upstream overloaded)',
-        'c:\ngamma answer',
-      ].sort(),
+      ['a:\nalpha answer', 'b:\nbeta\n\n(answer cut short: refused)', 'c:\ngamma answer'].sort(),
     );
     expect(llm.requests.map((r) => r.body.model).sort()).toEqual(['a', 'b', 'c']);
     await kit.run(kit.send('/ask only the first'));

@@ -277,7 +277,8 @@ describe('draw', () => {
     expect(albums(queued).map((album) => labels(album.message)[0])).toEqual(['one|first|0', 'one|second|0']);
     expect(
       queued.adapter.calls.some(
-        (c) => c.kind === 'send' && c.message.text === 'Waiting for your previous drawing to finish...',
+        (c) =>
+          c.kind === 'send' && c.message.text === '1 more drawing(s) of yours waiting for the one running...',
       ),
     ).toBe(true);
 
@@ -287,6 +288,36 @@ describe('draw', () => {
       'You already have a drawing in progress. Wait for it, or /cancel it.',
     );
     expect(albums(refusing)).toHaveLength(1);
+  });
+
+  it('a user’s waiting draws share one notice; past maxQueuedPerUser one refusal, then silence', async () => {
+    fakes.set('one', 'ok', 150);
+    const kit = await start({ maxQueuedPerUser: 2, backends: [bytes('one', { concurrency: 4 })] });
+    const jobs = ['a', 'b', 'c', 'd', 'e', 'f'].map((word) => kit.send(`/draw ${word}`));
+    await kit.run(Promise.all(jobs));
+    // a runs, b and c wait, d is refused once, e and f are dropped without another message.
+    expect(albums(kit).map((album) => labels(album.message)[0])).toEqual(['one|a|0', 'one|b|0', 'one|c|0']);
+    const texts = kit.adapter.texts();
+    expect(texts.filter((t) => t.startsWith('You already have 2 drawings waiting'))).toHaveLength(1);
+    const notices = kit.adapter
+      .messages()
+      .filter(
+        (m) => m.text.includes('waiting for the one running') || m.text.startsWith('Your waiting drawings'),
+      );
+    expect(notices).toHaveLength(1);
+    const history = kit.adapter.calls.flatMap((c) =>
+      (c.kind === 'send' || c.kind === 'edit') && c.id === notices[0]!.id ? [c.message.text] : [],
+    );
+    expect(history).toEqual([
+      '1 more drawing(s) of yours waiting for the one running...',
+      '2 more drawing(s) of yours waiting for the one running...',
+      '1 more drawing(s) of yours waiting for the one running...',
+      'Your waiting drawings have all started.',
+    ]);
+    expect(notices[0]!.message.buttons).toEqual([]);
+    // Another user is not affected by this one's line.
+    await kit.run(kit.send('/draw g', { user: { id: 'user-2' } }));
+    expect(albums(kit)).toHaveLength(4);
   });
 
   it('answers to the keyword trigger and speaks Chinese', async () => {

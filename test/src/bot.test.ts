@@ -124,7 +124,7 @@ describe('bot, router and handler context (through the test kit)', () => {
     const messages = kit.adapter.messages();
     expect(messages.map((m) => m.text)).toEqual([
       'Step 2',
-      'Something went wrong: flux answered HTML',
+      'Something went wrong: unusable answer',
       'Something went wrong: internal error',
     ]);
     expect(messages.every((m) => m.final)).toBe(true);
@@ -175,7 +175,7 @@ describe('bot, router and handler context (through the test kit)', () => {
   it('a stream cut mid-way keeps the text so far and says why', async () => {
     const kit = await createTestBot({ plugins: [{ plugin: demo }] });
     await kit.run(kit.send('/broken'));
-    expect(kit.adapter.texts()).toEqual(['partial answer\n\n(answer cut short: llm: connection reset)']);
+    expect(kit.adapter.texts()).toEqual(['partial answer\n\n(answer cut short: network error)']);
   });
 
   it('cancelling a stream finishes its message with (cancelled)', async () => {
