@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,4 +58,21 @@ describe('README', () => {
       expect(result.status).toBe(0);
     }
   }, 60_000);
+
+  it('lists every folder in its layout table', () => {
+    const layout = readme.slice(readme.indexOf('## Project layout'), readme.indexOf('## Benchmarks'));
+    const folders = ['.', 'adapters', 'plugins', 'test'].flatMap((parent) =>
+      readdirSync(resolve(root, parent), { withFileTypes: true })
+        .filter(
+          (entry) => entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'node_modules',
+        )
+        .map((entry) => (parent === '.' ? entry.name : `${parent}/${entry.name}`)),
+    );
+    for (const folder of folders) {
+      const listed =
+        layout.includes(`\`${folder}/\``) ||
+        (folder.startsWith('test/') && layout.includes(`\`${folder.slice(5)}/\``));
+      expect(listed, `${folder}/ in the layout table`).toBe(true);
+    }
+  });
 });
