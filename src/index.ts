@@ -68,6 +68,7 @@ export { splitText, wellFormed } from './text.ts';
 export type { Locale, Strings } from './i18n.ts';
 export { sleep, systemClock } from './clock.ts';
 export type { Clock, TimerHandle } from './clock.ts';
+export { httpUrl, uniqueNames } from './schemas.ts';
 
 // --- Errors, for everyone ----------------------------------------------------------------------
 export {

@@ -1,22 +1,6 @@
 /** The `plugins.ask` config section. */
+import { httpUrl, uniqueNames } from 'chorus';
 import { z } from 'zod';
-
-const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
-
-/** Every backend under its own name: a second one of the same name is a mistake, not a spare. */
-function uniqueNames(list: readonly { name: string }[], ctx: z.RefinementCtx): void {
-  const seen = new Map<string, number>();
-  list.forEach(({ name }, index) => {
-    const first = seen.get(name);
-    if (first === undefined) seen.set(name, index);
-    else
-      ctx.addIssue({
-        code: 'custom',
-        path: [index, 'name'],
-        message: `"${name}" is taken by backends[${first}]`,
-      });
-  });
-}
 
 const common = {
   /** Labels the answer when several models answer side by side. */

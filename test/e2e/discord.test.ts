@@ -5,9 +5,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { checkDiscordRequests } from '../fakes/discord/spec.ts';
-import { type FakeImageBackends, startFakeImageBackends } from '../fakes/images.ts';
-import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
-import { type RunningChorus, startChorus, until, workDir } from './harness.ts';
+import {
+  type Backends,
+  llmApiKey,
+  type RunningChorus,
+  startBackends,
+  startChorus,
+  until,
+  workDir,
+} from './harness.ts';
 
 const ann: FakeDiscordUser = { id: '500000000000000501', username: 'ann', global_name: 'Ann' };
 
@@ -16,51 +22,34 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface World {
+interface World extends Backends {
   readonly discord: FakeDiscord;
-  readonly images: FakeImageBackends;
-  readonly llm: FakeLlm;
   readonly dir: string;
 }
 
 async function world(): Promise<World> {
   const discord = await new FakeDiscord().start();
-  const images = await startFakeImageBackends();
-  const llm = await startFakeLlm();
+  const backends = await startBackends();
   cleanups.push(
     () => discord.close(),
-    () => images.close(),
-    () => llm.close(),
+    () => backends.close(),
   );
-  images.set('quick', 'ok', 150);
-  images.set('broken', 'error500', 300);
-  images.set('steady', 'ok', 600);
-  images.set('slow', 'ok', 1500);
-  return { discord, images, llm, dir: workDir() };
+  return { ...backends, discord, dir: workDir() };
 }
 
 /** The README's Discord section, pointed at the fakes. */
 function run(w: World): RunningChorus {
-  const backend = (name: string) =>
-    `      - { name: ${name}, type: openai-images, baseUrl: ${w.images.server.url}/openai/${name}, n: 2 }`;
   const config = [
     'adapters:',
     '  discord:',
     '    token: ${DISCORD_BOT_TOKEN}',
     '    prefix: "!"',
     `    api: ${w.discord.url}/api`,
-    'plugins:',
-    '  draw:',
-    '    backends:',
-    ...['quick', 'broken', 'steady', 'slow'].map(backend),
-    '  ask:',
-    `    memory: { turns: 20, path: ${w.dir}/ask.sqlite }`,
-    '    backends:',
-    `      - { name: gpt, type: openai, baseUrl: ${w.llm.url}/v1, apiKey: \${OPENAI_API_KEY}, model: gpt-test }`,
+    ...w.plugins(w.dir, 2),
     '',
   ].join('\n');
   const bot = startChorus(w.dir, config, {
-    env: { DISCORD_BOT_TOKEN: w.discord.token, OPENAI_API_KEY: 'sk-test-secret-key-123456' },
+    env: { DISCORD_BOT_TOKEN: w.discord.token, OPENAI_API_KEY: llmApiKey },
   });
   cleanups.push(() => bot.stop('SIGKILL'));
   return bot;

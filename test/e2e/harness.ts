@@ -7,6 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { type FakeImageBackends, startFakeImageBackends } from '../fakes/images.ts';
+import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -105,4 +107,47 @@ export async function until<T>(
       throw new Error(`waited ${ms} ms for ${what}; last seen: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The backends every end-to-end run draws and asks with, on 127.0.0.1. */
+export interface Backends {
+  readonly images: FakeImageBackends;
+  readonly llm: FakeLlm;
+  /** The `plugins:` section a user would write for them (`n` images per backend). */
+  plugins(dir: string, n: number): string[];
+  close(): Promise<void>;
+}
+
+/** The key the config gives the chat model: it must never show up in a log line. */
+export const llmApiKey = 'sk-test-secret-key-123456';
+
+/** Four image backends of 150, 300 (failing), 600 and 1500 ms, and a chat model `gpt-test`. */
+export async function startBackends(): Promise<Backends> {
+  const images = await startFakeImageBackends();
+  const llm = await startFakeLlm();
+  images.set('quick', 'ok', 150);
+  images.set('broken', 'error500', 300);
+  images.set('steady', 'ok', 600);
+  images.set('slow', 'ok', 1500);
+  return {
+    images,
+    llm,
+    plugins: (dir, n) => [
+      'plugins:',
+      '  draw:',
+      '    backends:',
+      ...['quick', 'broken', 'steady', 'slow'].map(
+        (name) =>
+          `      - { name: ${name}, type: openai-images, baseUrl: ${images.server.url}/openai/${name}, n: ${n} }`,
+      ),
+      '  ask:',
+      `    memory: { turns: 20, path: ${dir}/ask.sqlite }`,
+      '    backends:',
+      `      - { name: gpt, type: openai, baseUrl: ${llm.url}/v1, apiKey: \${OPENAI_API_KEY}, model: gpt-test }`,
+    ],
+    close: async () => {
+      await images.close();
+      await llm.close();
+    },
+  };
 }

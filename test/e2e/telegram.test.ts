@@ -3,11 +3,18 @@
  * (Telegram's published rate limits enforced), with draw and ask on fake backends over HTTP.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeImageBackends, startFakeImageBackends } from '../fakes/images.ts';
-import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
+import type { FakeImageBackends } from '../fakes/images.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { checkTelegramRequests } from '../fakes/telegram/spec.ts';
-import { type RunningChorus, startChorus, until, workDir } from './harness.ts';
+import {
+  type Backends,
+  llmApiKey,
+  type RunningChorus,
+  startBackends,
+  startChorus,
+  until,
+  workDir,
+} from './harness.ts';
 
 const ann = { id: 501, is_bot: false, first_name: 'Ann', username: 'ann' };
 const privateChat = { id: 501, type: 'private' as const, first_name: 'Ann' };
@@ -17,10 +24,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface World {
+interface World extends Backends {
   readonly telegram: FakeTelegram;
-  readonly images: FakeImageBackends;
-  readonly llm: FakeLlm;
   readonly dir: string;
   readonly config: string;
 }
@@ -28,19 +33,11 @@ interface World {
 /** The fakes, and the config a user would write for them (the README's Telegram section). */
 async function world(): Promise<World> {
   const telegram = await new FakeTelegram().start();
-  const images = await startFakeImageBackends();
-  const llm = await startFakeLlm();
+  const backends = await startBackends();
   cleanups.push(
     () => telegram.close(),
-    () => images.close(),
-    () => llm.close(),
+    () => backends.close(),
   );
-  images.set('quick', 'ok', 150);
-  images.set('broken', 'error500', 300);
-  images.set('steady', 'ok', 600);
-  images.set('slow', 'ok', 1500);
-  const backend = (name: string) =>
-    `      - { name: ${name}, type: openai-images, baseUrl: ${images.server.url}/openai/${name}, n: 1 }`;
   const dir = workDir();
   const config = [
     'adapters:',
@@ -49,22 +46,15 @@ async function world(): Promise<World> {
     `    apiRoot: ${telegram.url}`,
     '    mode: polling',
     `    stateDir: ${dir}/state`,
-    'plugins:',
-    '  draw:',
-    '    backends:',
-    ...['quick', 'broken', 'steady', 'slow'].map(backend),
-    '  ask:',
-    `    memory: { turns: 20, path: ${dir}/ask.sqlite }`,
-    '    backends:',
-    `      - { name: gpt, type: openai, baseUrl: ${llm.url}/v1, apiKey: \${OPENAI_API_KEY}, model: gpt-test }`,
+    ...backends.plugins(dir, 1),
     '',
   ].join('\n');
-  return { telegram, images, llm, dir, config };
+  return { ...backends, telegram, dir, config };
 }
 
 function run(w: World): RunningChorus {
   const bot = startChorus(w.dir, w.config, {
-    env: { TELEGRAM_BOT_TOKEN: w.telegram.token, OPENAI_API_KEY: 'sk-test-secret-key-123456' },
+    env: { TELEGRAM_BOT_TOKEN: w.telegram.token, OPENAI_API_KEY: llmApiKey },
   });
   cleanups.push(() => bot.stop('SIGKILL'));
   return bot;
@@ -143,7 +133,7 @@ describe('npm start on Telegram', () => {
     expect(ms).toBeLessThan(10_000);
     expect(w.telegram.refused).toEqual([]);
     expect(checkTelegramRequests(w.telegram.requests)).toEqual([]);
-    expect(bot.output().stderr).not.toContain('sk-test-secret-key-123456');
+    expect(bot.output().stderr).not.toContain(llmApiKey);
     expect(bot.output().stderr).not.toContain(w.telegram.token);
   }, 60_000);
 
