@@ -88,6 +88,11 @@ export interface Adapter {
    * media groups), so the outbox can pace every call within the budget. Default: one piece.
    */
   planSend?(message: OutgoingMessage): OutgoingMessage[];
+  /**
+   * Whether this adapter serves the message's chat and sender (its allow-lists). The router's
+   * allow-list step asks it; without it every chat is served.
+   */
+  admits?(message: IncomingMessage): boolean;
   /** Shows "typing..." for a few seconds. */
   sendTyping?(chat: ChatAddress): Promise<void>;
   /** Shows a draft that grows in place (Telegram private chats), before the real message is sent. */

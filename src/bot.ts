@@ -6,24 +6,21 @@
  * the chat's outbox → the adapter the message came from.
  */
 import type { Adapter, AdapterHost } from './adapter.ts';
+import { type Budget, MemoryBudget } from './budget.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
-import {
-  type CommandSpec,
-  isCommandName,
-  matchKeyword,
-  type ParsedCommand,
-  parseCommand,
-} from './commands.ts';
+import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
-import { type CommandEntry, type PluginEntry, PluginHost } from './host.ts';
+import { type PluginEntry, PluginHost } from './host.ts';
 import { HttpClient } from './http.ts';
 import { Translator } from './i18n.ts';
+import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
 import { Outbox } from './outbox.ts';
 import type { CommandHandler } from './plugin.ts';
+import { pipeline, type Route, type RouterDeps } from './router.ts';
 import {
   type ScheduledJob,
   type ScheduledRun,
@@ -53,11 +50,10 @@ export interface BotOptions {
   readonly store?: Store;
   /** `pollMs`: re-read the store for jobs other processes scheduled (several bots on one store). */
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
-}
-
-interface Job {
-  readonly event: JobEvent;
-  readonly controller: AbortController;
+  /** Where the running jobs are known, so `/cancel` reaches them. Default: this process's memory. */
+  readonly jobs?: Jobs;
+  /** Where the send budgets are kept, shared by every adapter's outbox. Default: this process's memory. */
+  readonly budget?: Budget;
 }
 
 /** The name of the core's own button action that cancels the presser's jobs. */
@@ -79,7 +75,16 @@ export class Bot {
   readonly #identities = new Map<string, BotIdentity>();
   readonly #host: PluginHost;
   readonly #scheduler: Scheduler;
-  readonly #jobs = new Map<string, Job>();
+  readonly #jobs: Jobs;
+  /** The routing pipeline, composed again when plugins add or remove steps. */
+  #pipeline: { readonly version: number; readonly run: (route: Route) => Promise<void> } | undefined;
+  readonly #routerDeps: RouterDeps;
+  readonly #routeActions: RouteActions = {
+    run: (message, plugin, name, handler, command) =>
+      this.#runJob(plugin, name, message, command, handler).then(() => {}),
+    say: (message, text) => this.#say(message, text),
+    t: (key, params) => this.translator.t(this.locale, key, params),
+  };
   readonly #running = new Set<Promise<void>>();
   /** What each message set off (its jobs, or a short reply), for {@link Bot.settled}. */
   readonly #work = new WeakMap<IncomingMessage, Promise<void>>();
@@ -109,6 +114,8 @@ export class Bot {
     this.#pluginEntries = options.plugins ?? [];
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
+    this.#jobs = options.jobs ?? new MemoryJobs();
+    const budget = options.budget ?? new MemoryBudget({ clock: this.clock });
     this.#scheduler = new Scheduler({
       store: this.store,
       clock: this.clock,
@@ -138,9 +145,22 @@ export class Bot {
       this.#adapters.set(adapter.name, adapter);
       this.#outboxes.set(
         adapter.name,
-        new Outbox(adapter, { clock: this.clock, log: this.log.child(`outbox:${adapter.name}`) }),
+        new Outbox(adapter, { clock: this.clock, budget, log: this.log.child(`outbox:${adapter.name}`) }),
       );
     }
+    this.#routerDeps = {
+      adapter: (name) => {
+        const adapter = this.#adapters.get(name);
+        return (
+          adapter && { prefixes: adapter.commandPrefixes, botUsername: this.#identities.get(name)?.username }
+        );
+      },
+      admits: (message) => this.#adapters.get(message.chat.adapter)?.admits?.(message) ?? true,
+      command: (name) => this.#host.command(name),
+      keywords: () => this.#host.keywords(),
+      matchers: () => this.#host.matchers(),
+      cancel: (message) => this.cancelJobs(message.chat.adapter, message.chat.id, message.sender.id),
+    };
     this.bus.on('message', (message) => this.#take(message));
     this.bus.on('button', (press) => this.#press(press));
   }
@@ -192,8 +212,8 @@ export class Bot {
   }
 
   /** The jobs running now. */
-  jobs(): readonly JobEvent[] {
-    return [...this.#jobs.values()].map((job) => job.event);
+  jobs(): Promise<readonly JobRecord[]> {
+    return this.#jobs.list();
   }
 
   /** The scheduled jobs in the store (of every plugin, loaded or not), soonest first. */
@@ -216,27 +236,14 @@ export class Bot {
     return this.#outboxes.get(adapter);
   }
 
-  /** Cancels `userId`'s jobs in a chat. Returns how many were running. */
+  /** Cancels `userId`'s jobs in a chat, wherever they run. Resolves with how many there were. */
   cancelJobs(
     adapter: string,
     chatId: string,
     userId: string,
     reason = new CancelledError('cancelled by user'),
-  ): number {
-    let count = 0;
-    for (const job of this.#jobs.values()) {
-      const { chat } = job.event;
-      if (
-        chat.adapter === adapter &&
-        chat.id === chatId &&
-        job.event.userId === userId &&
-        !job.controller.signal.aborted
-      ) {
-        job.controller.abort(reason);
-        count++;
-      }
-    }
-    return count;
+  ): Promise<number> {
+    return this.#jobs.cancel({ adapter, chatId, userId }, reason);
   }
 
   async #shutdown(drain: boolean): Promise<void> {
@@ -254,7 +261,7 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain) for (const job of this.#jobs.values()) job.controller.abort(new CancelledError('shutdown'));
+    if (!drain) await this.#jobs.cancel({}, new CancelledError('shutdown'));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -300,60 +307,37 @@ export class Bot {
    */
   async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
-    if (this.#state !== 'running' || incoming.sender.isBot) return;
+    if (this.#state !== 'running') return;
+    if (!this.#adapters.has(incoming.chat.adapter)) {
+      this.log.warn('message from an unknown adapter', { adapter: incoming.chat.adapter });
+      return;
+    }
     // Half a surrogate pair breaks every encoder downstream (URLs, JSON for a backend).
     const text = wellFormed(incoming.text);
     const message = text === incoming.text ? incoming : { ...incoming, text };
-    const work = this.#route(message);
-    if (!work) return;
+    const route = new MessageRoute(message, this.#routeActions);
+    try {
+      await this.#route(route);
+    } catch (error) {
+      this.log.error('routing failed', { error });
+    }
     // Kept under the message the adapter handed over, which is what callers of `settled` hold.
-    this.#work.set(incoming, this.#track(work));
+    const work = route.work();
+    if (work) this.#work.set(incoming, this.#track(work));
   }
 
-  #route(message: IncomingMessage): Promise<void> | undefined {
-    const adapter = this.#adapters.get(message.chat.adapter);
-    if (!adapter) {
-      this.log.warn('message from an unknown adapter', { adapter: message.chat.adapter });
-      return;
+  #route(route: Route): Promise<void> {
+    const version = this.#host.stepsVersion;
+    if (this.#pipeline?.version !== version) {
+      this.#pipeline = { version, run: pipeline(this.#routerDeps, this.#host.steps()) };
     }
-    const parsed = parseCommand(message.text, {
-      prefixes: adapter.commandPrefixes,
-      botUsername: this.#identities.get(adapter.name)?.username,
-    });
-    if (parsed) {
-      const entry = this.#host.command(parsed.name);
-      // `/name@otherbot` is for another bot, unless the command takes that word as a target.
-      if (parsed.target !== undefined && !entry?.spec.targets?.includes(parsed.target)) return;
-      if (parsed.name === 'cancel') return this.#cancelCommand(message);
-      if (entry) return this.#runCommand(entry, message, parsed);
-      // Only a real command name is echoed back: never a megabyte of whatever followed the slash.
-      if (message.chat.kind === 'private' && isCommandName(parsed.name)) {
-        return this.#say(message, this.translator.t(this.locale, 'command.unknown', { name: parsed.name }));
-      }
-      return;
-    }
-    for (const [keyword, entry] of this.#host.keywords()) {
-      const match = matchKeyword(message.text, keyword);
-      if (match) return this.#runCommand(entry, message, match);
-    }
-    for (const { plugin, matcher, handler } of this.#host.matchers()) {
-      if (matcher.test(message)) return this.#run(plugin, matcher.name, message, undefined, handler);
-    }
-  }
-
-  async #cancelCommand(message: IncomingMessage): Promise<void> {
-    const count = this.cancelJobs(message.chat.adapter, message.chat.id, message.sender.id);
-    const text =
-      count > 0
-        ? this.translator.t(this.locale, 'cancel.done', { count })
-        : this.translator.t(this.locale, 'cancel.none');
-    return this.#say(message, text);
+    return this.#pipeline.run(route);
   }
 
   async #press(press: ButtonPress): Promise<void> {
     if (this.#state !== 'running') return;
     if (press.action === cancelAction) {
-      this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
+      await this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
       return;
     }
     const handler = this.#host.button(press.action);
@@ -369,28 +353,6 @@ export class Bot {
       .get(message.chat.adapter)
       ?.send(message.chat, { text, replyTo: message.id })
       .catch((error: unknown) => this.log.warn('reply failed', { error }));
-  }
-
-  /** Runs a command's handler; the handler sees the command's own name, whatever alias was typed. */
-  #runCommand(entry: CommandEntry, message: IncomingMessage, parsed: ParsedCommand): Promise<void> {
-    return this.#run(
-      entry.plugin,
-      entry.spec.name,
-      message,
-      { ...parsed, name: entry.spec.name },
-      entry.handler,
-    );
-  }
-
-  #run(
-    plugin: string,
-    command: string,
-    message: IncomingMessage,
-    parsed: ParsedCommand | undefined,
-    handler: CommandHandler,
-  ): Promise<void> {
-    // The caller (`#take`) tracks it, as it tracks every message's work.
-    return this.#runJob(plugin, command, message, parsed, handler).then(() => {});
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {
@@ -454,7 +416,7 @@ export class Bot {
       }),
       ...(options.standalone && { standalone: true }),
     });
-    this.#jobs.set(jobId, { event, controller });
+    await this.#jobs.add(event, (reason) => controller.abort(reason));
     const startedAt = this.clock.now();
     await this.bus.emit('job/start', event);
 
@@ -483,7 +445,7 @@ export class Bot {
         }),
       );
     }
-    this.#jobs.delete(jobId);
+    await this.#jobs.remove(jobId);
     await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
     return outcome;
   }
@@ -492,4 +454,51 @@ export class Bot {
 /** Creates a bot. Call `start()` to run it. */
 export function createBot(options: BotOptions): Bot {
   return new Bot(options);
+}
+
+/** What a route can start: a job, or a short reply of the core's own. */
+interface RouteActions {
+  run(
+    message: IncomingMessage,
+    plugin: string,
+    name: string,
+    handler: CommandHandler,
+    command: ParsedCommand | undefined,
+  ): Promise<void>;
+  say(message: IncomingMessage, text: string): Promise<void>;
+  t(key: string, params?: Readonly<Record<string, string | number>>): string;
+}
+
+/** A message on its way through the routing steps; what they start is its work. */
+class MessageRoute implements Route {
+  command: ParsedCommand | undefined = undefined;
+  #work: Promise<void>[] | undefined;
+
+  constructor(
+    readonly message: IncomingMessage,
+    private readonly actions: RouteActions,
+  ) {}
+
+  run(plugin: string, name: string, handler: CommandHandler, command?: ParsedCommand): void {
+    this.#add(this.actions.run(this.message, plugin, name, handler, command));
+  }
+
+  say(text: string): void {
+    this.#add(this.actions.say(this.message, text));
+  }
+
+  #add(work: Promise<void>): void {
+    if (this.#work) this.#work.push(work);
+    else this.#work = [work];
+  }
+
+  t(key: string, params?: Readonly<Record<string, string | number>>): string {
+    return this.actions.t(key, params);
+  }
+
+  /** Everything the steps started, as one promise; `undefined` when they started nothing. */
+  work(): Promise<void> | undefined {
+    if (!this.#work) return undefined;
+    return this.#work.length === 1 ? this.#work[0] : Promise.all(this.#work).then(() => {});
+  }
 }

@@ -19,6 +19,7 @@ import {
   type PluginContext,
   validateConfig,
 } from './plugin.ts';
+import type { RouteStep } from './router.ts';
 import type { Scheduler, TaskHandler } from './schedule.ts';
 
 /** A plugin and its (not yet validated) config section. */
@@ -60,7 +61,9 @@ export class PluginHost {
   readonly #keywords = new Map<string, CommandEntry>();
   readonly #matchers: { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] = [];
   readonly #buttons = new Map<string, ButtonHandler>();
+  readonly #steps: { readonly plugin: string; readonly step: RouteStep }[] = [];
   readonly #plugins: LoadedPlugin[] = [];
+  #stepsVersion = 0;
 
   constructor(services: HostServices) {
     this.#services = services;
@@ -113,6 +116,16 @@ export class PluginHost {
     return this.#matchers;
   }
 
+  /** The plugins' routing steps, in the order they were added. */
+  steps(): readonly RouteStep[] {
+    return this.#steps.map((entry) => entry.step);
+  }
+
+  /** Changes whenever a routing step is added or removed, so the router knows to compose again. */
+  get stepsVersion(): number {
+    return this.#stepsVersion;
+  }
+
   button(action: string): ButtonHandler | undefined {
     return this.#buttons.get(action);
   }
@@ -142,6 +155,16 @@ export class PluginHost {
         return track(() => {
           const index = this.#matchers.indexOf(entry);
           if (index >= 0) this.#matchers.splice(index, 1);
+        });
+      },
+      use: (step) => {
+        const entry = { plugin: plugin.name, step };
+        this.#steps.push(entry);
+        this.#stepsVersion++;
+        return track(() => {
+          const index = this.#steps.indexOf(entry);
+          if (index >= 0) this.#steps.splice(index, 1);
+          this.#stepsVersion++;
         });
       },
       on: (event, listener) => track(bus.on(event, listener)),

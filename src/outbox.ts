@@ -12,38 +12,11 @@
  * - Nothing is dropped: a `RateLimitError` pauses that chat's queue for `retryAfterMs` and retries.
  */
 import type { Adapter, RateLimit, RateLimits } from './adapter.ts';
+import { type Budget, type BudgetRule, MemoryBudget } from './budget.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { RateLimitError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
-
-/** A sliding window: at most `count` operations in any `periodMs`. */
-class Window {
-  readonly #stamps: number[] = [];
-  /** Slots an edit leaves free for the next send: one, where the window has more than one. */
-  readonly reserve: number;
-
-  constructor(readonly limit: RateLimit) {
-    this.reserve = limit.count > 1 ? 1 : 0;
-  }
-
-  /** The sustained pace of the window: one operation per this many ms. */
-  get slotMs(): number {
-    return this.limit.periodMs / this.limit.count;
-  }
-
-  /** The earliest time at which one more operation fits and still leaves `reserve` slots free. */
-  nextFree(now: number, reserve: number): number {
-    while (this.#stamps.length > 0 && this.#stamps[0]! <= now - this.limit.periodMs) this.#stamps.shift();
-    const allowed = this.limit.count - 1 - reserve;
-    if (this.#stamps.length <= allowed) return now;
-    return this.#stamps[this.#stamps.length - 1 - allowed]! + this.limit.periodMs;
-  }
-
-  take(now: number): void {
-    this.#stamps.push(now);
-  }
-}
 
 interface Settlers<T> {
   resolve(value: T): void;
@@ -78,7 +51,9 @@ interface ChatQueue {
   /** At most one waiting edit per message, in turn order (an edit that went out rejoins at the back). */
   edits: Map<string, EditOperation>;
   inFlight: Operation | undefined;
-  readonly windows: Window[];
+  /** The chat's budgets (and the adapter's global one) for a send, and for an intermediate edit. */
+  readonly sendRules: readonly BudgetRule[];
+  readonly editRules: readonly BudgetRule[];
   /** The sustained pace of the chat's budgets: edits go at most once per this many ms. */
   readonly editSpacingMs: number;
   pausedUntil: number;
@@ -92,6 +67,8 @@ interface ChatQueue {
 export interface OutboxOptions {
   clock?: Clock;
   log: Logger;
+  /** Where the rate budgets are kept. Default: this outbox's own, in memory. */
+  budget?: Budget;
   /** How often one operation is retried after rate limits before it fails. Default 8. */
   maxRetries?: number;
 }
@@ -111,7 +88,7 @@ export class Outbox {
   readonly #log: Logger;
   readonly #maxRetries: number;
   readonly #queues = new Map<string, ChatQueue>();
-  readonly #global: Window | undefined;
+  readonly #budget: Budget;
   readonly #idleWaiters: (() => void)[] = [];
   readonly stats: OutboxStats = { sent: 0, edited: 0, coalesced: 0, rateLimited: 0 };
 
@@ -123,8 +100,7 @@ export class Outbox {
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log;
     this.#maxRetries = options.maxRetries ?? 8;
-    const { global } = adapter.limits.rate;
-    this.#global = global ? new Window(global) : undefined;
+    this.#budget = options.budget ?? new MemoryBudget({ clock: this.#clock });
   }
 
   /**
@@ -202,17 +178,21 @@ export class Outbox {
     const key = `${chat.adapter}:${chat.id}`;
     let queue = this.#queues.get(key);
     if (!queue) {
-      const { perChat, perGroup } = this.#adapter.limits.rate;
-      const windows: Window[] = [];
-      if (perChat) windows.push(new Window(perChat));
-      if (perGroup && chat.kind !== 'private') windows.push(new Window(perGroup));
+      const { perChat, perGroup, global } = this.#adapter.limits.rate;
+      const name = this.#adapter.name;
+      const limits: [string, RateLimit][] = [];
+      if (perChat) limits.push([`${name}:chat:${chat.id}`, perChat]);
+      if (perGroup && chat.kind !== 'private') limits.push([`${name}:group:${chat.id}`, perGroup]);
+      if (global) limits.push([`${name}:global`, global]);
       queue = {
         chat,
         sends: [],
         edits: new Map(),
         inFlight: undefined,
-        windows,
-        editSpacingMs: Math.max(0, ...windows.map((w) => w.slotMs)),
+        sendRules: limits.map(([key, limit]) => ({ key, limit })),
+        // An intermediate edit leaves one slot of each window free for the next result.
+        editRules: limits.map(([key, limit]) => ({ key, limit, keepFree: limit.count > 1 ? 1 : 0 })),
+        editSpacingMs: Math.max(0, ...limits.map(([, limit]) => limit.periodMs / limit.count)),
         pausedUntil: 0,
         lastOpAt: Number.NEGATIVE_INFINITY,
         draining: false,
@@ -240,15 +220,19 @@ export class Outbox {
     await Promise.resolve();
     for (let op = this.#next(queue); op; op = this.#next(queue)) {
       const now = this.#clock.now();
-      const at = this.#readyAt(queue, op, now);
-      if (at > now) {
+      let wait = this.#pauseFor(queue, op, now);
+      // A final edit (a status's last word) may take the slot intermediate edits leave free.
+      if (wait === 0)
+        wait = await this.#budget.take(op.kind === 'edit' && !op.final ? queue.editRules : queue.sendRules);
+      if (wait > 0) {
         // Something queued meanwhile (a send) may go sooner: look again when woken.
-        await this.#wait(queue, at - now);
+        await this.#wait(queue, wait);
         continue;
       }
-      for (const window of queue.windows) window.take(now);
-      this.#global?.take(now);
-      queue.lastOpAt = now;
+      // The budget was taken for the operation at the head; a send queued meanwhile goes first,
+      // which the slot serves as well.
+      op = this.#next(queue)!;
+      queue.lastOpAt = this.#clock.now();
       if (op.kind === 'send') queue.sends.shift();
       else queue.edits.delete(op.messageId);
       queue.inFlight = op;
@@ -303,19 +287,11 @@ export class Outbox {
     queue.edits = new Map([[op.messageId, op], ...queue.edits]);
   }
 
-  /**
-   * When `op` may go, given the budgets, the pace of edits and any pause. A final edit (a status's
-   * last word) may take the slot that intermediate edits leave free for the next result.
-   */
-  #readyAt(queue: ChatQueue, op: Operation, now: number): number {
+  /** How long `op` must wait for a rate-limit pause, or for the pace of edits. */
+  #pauseFor(queue: ChatQueue, op: Operation, now: number): number {
     let at = Math.max(now, queue.pausedUntil);
-    const edit = op.kind === 'edit';
-    const reserving = edit && !op.final;
-    if (edit) at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
-    for (const window of queue.windows)
-      at = Math.max(at, window.nextFree(now, reserving ? window.reserve : 0));
-    if (this.#global) at = Math.max(at, this.#global.nextFree(now, reserving ? this.#global.reserve : 0));
-    return at;
+    if (op.kind === 'edit') at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
+    return at - now;
   }
 
   /** Waits `ms`, or less when `#kick` wakes the queue. */

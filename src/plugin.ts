@@ -12,6 +12,7 @@ import type { HttpClient } from './http.ts';
 import type { Strings } from './i18n.ts';
 import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
+import type { RouteStep } from './router.ts';
 import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule.ts';
 
 /**
@@ -60,6 +61,11 @@ export interface PluginContext {
   command(spec: CommandSpec, handler: CommandHandler): () => void;
   /** Handles messages that are not commands and pass `matcher.test`. The first matching plugin wins. */
   match(matcher: MessageMatcher, handler: CommandHandler): () => void;
+  /**
+   * Adds a routing step (per-user rate limits, logging, moderation): it runs after `/cancel` and
+   * before commands, keywords and matchers, and may end the routing by not calling `next()`.
+   */
+  use(step: RouteStep): () => void;
   /** Subscribes to a bus event. */
   on<K extends keyof ChorusEvents>(event: K, listener: Listener<ChorusEvents[K]>): () => void;
   /** Emits a bus event. */

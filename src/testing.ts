@@ -144,6 +144,8 @@ export interface MockAdapterOptions {
   readonly clock?: Clock;
   /** Offer drafts (`sendDraft`), as Telegram does in private chats. */
   readonly drafts?: boolean;
+  /** The adapter's allow-lists: which messages it serves. Default: all. */
+  readonly admits?: (message: IncomingMessage) => boolean;
 }
 
 /** An adapter that records what the bot does and lets a test play the users. */
@@ -153,6 +155,7 @@ export class MockAdapter implements Adapter {
   readonly limits: AdapterLimits;
   readonly commandPrefixes: readonly string[];
   readonly self: BotIdentity;
+  admits?: (message: IncomingMessage) => boolean;
   /** Every call, in order. */
   readonly calls: Recorded[] = [];
   #host: AdapterHost | undefined;
@@ -166,6 +169,7 @@ export class MockAdapter implements Adapter {
     this.platform = options.platform ?? 'mock';
     this.limits = { rate: {}, maxTextLength: 4096, maxCaptionLength: 1024, ...options.limits };
     this.commandPrefixes = options.commandPrefixes ?? ['/'];
+    if (options.admits) this.admits = options.admits;
     this.self = options.self ?? { id: 'bot', username: 'chorus_bot', name: 'Chorus' };
     this.#clock = options.clock;
     if (options.drafts) {

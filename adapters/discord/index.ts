@@ -99,8 +99,8 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     (!config.allowedUsers || config.allowedUsers.includes(userId));
 
   client.on(Events.MessageCreate, (message) => {
+    // The allow-lists are the router's to apply (`admits`).
     if (!self || message.author.id === self.id || !firstTime(message.id)) return;
-    if (!allowed(message.guildId, message.channelId, message.author.id)) return;
     host
       ?.receive(normalizeMessage(name, message, self))
       .catch((error: unknown) => host?.log.error('handling a message failed', { error }));
@@ -192,6 +192,13 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     name,
     platform: 'discord',
     commandPrefixes: [config.prefix, '/'],
+
+    admits(message) {
+      const channelId = channelOf(message.chat);
+      const channel = client.channels.cache.get(channelId);
+      const guildId = channel && 'guildId' in channel ? channel.guildId : null;
+      return allowed(guildId, channelId, message.sender.id);
+    },
     limits: {
       rate: {
         perChat: {

@@ -99,9 +99,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   bot.on(['message', 'channel_post'], async (ctx) => {
     const message = ctx.update.message ?? ctx.update.channel_post;
     await take(ctx.update.update_id, () => {
+      // The allow-lists are the router's to apply (`admits`).
       const normalized = message && self ? normalizeMessage(name, message, self) : undefined;
-      if (!normalized || !allowed(normalized.chat.id, normalized.sender.id)) return undefined;
-      return host?.receive(normalized);
+      return normalized && host?.receive(normalized);
     });
   });
   bot.on('callback_query', async (ctx) => {
@@ -326,6 +326,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     },
 
     planSend,
+
+    admits: (message) => allowed(message.chat.id, message.sender.id),
 
     async send(chat, message) {
       const parts = planSend(message);

@@ -285,6 +285,26 @@ describe('discord adapter with the real discord.js client', () => {
 });
 
 describe('the Discord fake, as a client without the Message Content intent sees it', () => {
+  it('serves only the allowed guilds, channels and users (the router applies the adapter’s allow-lists)', async () => {
+    const fake = await new FakeDiscord().start();
+    cleanups.push(() => fake.close());
+    await start({ fake, adapter: { allowedChannels: [fake.thread.id], allowedUsers: [ann.id] } });
+    fake.userSays(fake.general, ann, '!echo not this channel');
+    fake.userSays(fake.thread, bob, '!echo not this user');
+    fake.userSays(fake.thread, ann, '!echo this one');
+    await eventually(
+      () => botMessages(fake, fake.thread.id).length,
+      (n) => n === 1,
+      'the allowed reply',
+    );
+    const elsewhere = await start({ adapter: { allowedGuilds: ['100000000000000999'] } });
+    elsewhere.fake.userSays(elsewhere.fake.general, ann, '!echo not this guild');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(botMessages(fake, fake.thread.id).map((m) => m.content)).toEqual(['this one']);
+    expect(botMessages(fake, fake.general.id)).toEqual([]);
+    expect(botMessages(elsewhere.fake, elsewhere.fake.general.id)).toEqual([]);
+  });
+
   it('withholds guild message text unless the bot is mentioned, and never in DMs', async () => {
     const { Client, Events, GatewayIntentBits, Partials } = await import('discord.js');
     const fake = await new FakeDiscord().start();

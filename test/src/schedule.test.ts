@@ -463,7 +463,7 @@ describe('failing and cancelled runs', () => {
     const kit = await createTestBot({ plugins: [{ plugin: held.plugin }], store, clock });
     await kit.send('/in 1000 cancelme');
     await clock.tick(1000);
-    expect(kit.bot.jobs()).toMatchObject([{ plugin: 'timer', command: 'ping', userId: 'user-1' }]);
+    expect(await kit.bot.jobs()).toMatchObject([{ plugin: 'timer', command: 'ping', userId: 'user-1' }]);
     await kit.send('/cancel');
     await clock.tick(0);
     expect(kit.adapter.texts().at(-1)).toBe('Cancelled 1 job(s).');

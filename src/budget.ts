@@ -1,0 +1,76 @@
+/**
+ * The Budget seam: rate budgets kept under string keys, shared by whoever holds the same Budget
+ * (the outboxes of one process now; several processes when a Redis budget implements it). One
+ * `take` is atomic over all its keys: either a slot is taken under every key, or none is and the
+ * caller learns how long to wait.
+ */
+import type { RateLimit } from './adapter.ts';
+import { type Clock, systemClock } from './clock.ts';
+
+/** One budget an operation must fit: at most `limit.count` operations under `key` in any `limit.periodMs`. */
+export interface BudgetRule {
+  readonly key: string;
+  readonly limit: RateLimit;
+  /**
+   * Slots of this window to leave free for others (an intermediate edit leaves one for the next
+   * result). Default 0.
+   */
+  readonly keepFree?: number;
+}
+
+/** Rate budgets under keys. */
+export interface Budget {
+  /**
+   * Takes one slot under every rule's key if each has room, and resolves with 0; otherwise takes
+   * nothing and resolves with the milliseconds until all of them would have room.
+   */
+  take(rules: readonly BudgetRule[]): Promise<number>;
+}
+
+/** Options of {@link MemoryBudget}. */
+export interface MemoryBudgetOptions {
+  readonly clock?: Clock;
+}
+
+/** Sliding windows in this process's memory. */
+export class MemoryBudget implements Budget {
+  readonly #clock: Clock;
+  /** Times of the slots taken, oldest first, per key. */
+  readonly #stamps = new Map<string, number[]>();
+
+  constructor(options: MemoryBudgetOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  take(rules: readonly BudgetRule[]): Promise<number> {
+    return Promise.resolve(this.takeNow(rules));
+  }
+
+  /** {@link take} without the promise, for callers in this process that want no extra tick. */
+  takeNow(rules: readonly BudgetRule[]): number {
+    const now = this.#clock.now();
+    let wait = 0;
+    for (const rule of rules) wait = Math.max(wait, this.#waitFor(rule, now));
+    if (wait > 0) return wait;
+    for (const rule of rules) {
+      const stamps = this.#stamps.get(rule.key);
+      if (stamps) stamps.push(now);
+      else this.#stamps.set(rule.key, [now]);
+    }
+    return 0;
+  }
+
+  #waitFor(rule: BudgetRule, now: number): number {
+    const { count, periodMs } = rule.limit;
+    const stamps = this.#stamps.get(rule.key);
+    if (!stamps) return count > (rule.keepFree ?? 0) ? 0 : periodMs;
+    let expired = 0;
+    while (expired < stamps.length && stamps[expired]! <= now - periodMs) expired++;
+    if (expired > 0) stamps.splice(0, expired);
+    if (stamps.length === 0) this.#stamps.delete(rule.key);
+    const allowed = count - 1 - (rule.keepFree ?? 0);
+    if (stamps.length <= allowed) return 0;
+    if (allowed < 0) return periodMs;
+    return stamps[stamps.length - 1 - allowed]! + periodMs - now;
+  }
+}
