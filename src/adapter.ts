@@ -78,7 +78,10 @@ export interface Adapter {
    * a shutdown, so that an update which arrives after it stays with the platform for the next run.
    */
   stopReceiving?(): Promise<void>;
-  /** Sends a message. Throws `RateLimitError` when the platform asks to slow down. */
+  /**
+   * Sends a message: one piece as `planSend` returns them (the outbox plans once, and paces each
+   * piece). Throws `RateLimitError` when the platform asks to slow down.
+   */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage>;
   /** Replaces the text of a sent message. Throws `RateLimitError` when the platform asks to slow down. */
   edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, options: EditOptions): Promise<void>;

@@ -8,6 +8,7 @@
 import type { Adapter, AdapterHost } from './adapter.ts';
 import { type Budget, MemoryBudget } from './budget.ts';
 import { EventBus, type JobEvent } from './bus.ts';
+import { Channel } from './channel.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
@@ -351,7 +352,7 @@ export class Bot {
   async #say(message: IncomingMessage, text: string): Promise<void> {
     await this.#outboxes
       .get(message.chat.adapter)
-      ?.send(message.chat, { text, replyTo: message.id })
+      ?.send(message.chat, { text, replyTo: message.replyHandle ?? message.id })
       .catch((error: unknown) => this.log.warn('reply failed', { error }));
   }
 
@@ -403,8 +404,15 @@ export class Bot {
       command: parsed,
       signal: controller.signal,
       bot: this.#identities.get(adapter.name) ?? { id: '', username: '', name: '' },
-      adapter,
-      outbox: this.#outboxes.get(adapter.name)!,
+      channel: new Channel({
+        outbox: this.#outboxes.get(adapter.name)!,
+        chat: message.chat,
+        // A scheduled run answers no message: its replies are plain messages in the chat.
+        replyTo: options.standalone ? undefined : (message.replyHandle ?? message.id),
+        limits: adapter.limits,
+        drafts: adapter.sendDraft !== undefined && message.chat.kind === 'private',
+      }),
+      canType: adapter.sendTyping !== undefined,
       translator: this.translator,
       redactor: this.redactor,
       locale: this.locale,
@@ -414,7 +422,6 @@ export class Bot {
         chat: message.chat,
         ...(message.sender.id !== '' && { user: message.sender }),
       }),
-      ...(options.standalone && { standalone: true }),
     });
     await this.#jobs.add(event, (reason) => controller.abort(reason));
     const startedAt = this.clock.now();

@@ -3,7 +3,8 @@
  * job. Replies cannot go to another chat; every send and edit goes through the chat's outbox;
  * status messages are always finished, whatever becomes of the job.
  */
-import type { Adapter } from './adapter.ts';
+import type { AdapterLimits } from './adapter.ts';
+import type { Channel } from './channel.ts';
 import { type Clock, sleep } from './clock.ts';
 import type { ParsedCommand } from './commands.ts';
 import { ChorusError } from './errors.ts';
@@ -20,7 +21,6 @@ import {
   toOutgoing,
   type UserRef,
 } from './message.ts';
-import type { Outbox } from './outbox.ts';
 import type { Schedule } from './schedule.ts';
 import { describeFailure, pipeStream, type StreamOptions, type StreamResult, TextStream } from './stream.ts';
 import { splitText } from './text.ts';
@@ -57,7 +57,7 @@ export interface Context {
   readonly clock: Clock;
   readonly locale: string;
   /** What the chat's platform accepts: text length, caption length. */
-  readonly limits: Adapter['limits'];
+  readonly limits: AdapterLimits;
   /** A translated string in the chat's locale. */
   t(key: string, params?: Readonly<Record<string, string | number>>): string;
   /** Replies to the triggering message. Long text is split into several messages. */
@@ -91,16 +91,16 @@ export interface ContextDeps {
   readonly command: ParsedCommand | undefined;
   readonly signal: AbortSignal;
   readonly bot: BotIdentity;
-  readonly adapter: Adapter;
-  readonly outbox: Outbox;
+  /** The chat, through its outbox, bound to the message answered. */
+  readonly channel: Channel;
+  /** Whether the adapter shows "typing..." (no typing loop is run where it does not). */
+  readonly canType: boolean;
   readonly translator: Translator;
   readonly redactor: Redactor;
   readonly locale: string;
   readonly log: Logger;
   readonly clock: Clock;
   readonly schedule: Schedule;
-  /** The job answers no message (a scheduled run): replies are plain messages in the chat. */
-  readonly standalone?: boolean;
 }
 
 const typingRefreshMs = 4_000;
@@ -111,28 +111,20 @@ export function createContext(deps: ContextDeps): {
   /** Finishes the open status messages; resolves with how many there were. */
   finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number>;
 } {
-  const { adapter, outbox, message, signal, clock, log } = deps;
-  const chat = message.chat;
+  const { channel, message, signal, clock, log } = deps;
+  const chat = channel.chat;
   const statuses = new Set<StatusHandle>();
   const typers = new Set<() => void>();
   let typingLoop: AbortController | undefined;
   const t = (key: string, params?: Readonly<Record<string, string | number>>) =>
     deps.translator.t(deps.locale, key, params);
-  const replyTo = deps.standalone ? undefined : message.id;
-  const replying = replyTo === undefined ? {} : { replyTo };
-
   const sendText = async (text: string, extra: Omit<OutgoingMessage, 'text'>): Promise<SentMessage> => {
-    const parts = splitText(text, adapter.limits.maxTextLength);
+    const parts = splitText(text, channel.limits.maxTextLength);
     const ids: string[] = [];
     for (const [index, part] of parts.entries()) {
       // Buttons go on the last part, where the reader ends up.
       const last = index === parts.length - 1;
-      const sent = await outbox.send(chat, {
-        ...extra,
-        text: part,
-        ...replying,
-        ...(!last && { buttons: [] }),
-      });
+      const sent = await channel.send({ ...extra, text: part, ...(!last && { buttons: [] }) });
       ids.push(...sent.ids);
     }
     return { chat, ids };
@@ -150,37 +142,26 @@ export function createContext(deps: ContextDeps): {
     log,
     clock,
     locale: deps.locale,
-    limits: adapter.limits,
+    limits: channel.limits,
     t,
     reply: (reply) => {
       const outgoing = toOutgoing(reply);
-      if (outgoing.images?.length) return outbox.send(chat, { ...outgoing, ...replying });
+      if (outgoing.images?.length) return channel.send(outgoing);
       return sendText(outgoing.text ?? '', { ...outgoing });
     },
     replyImages: (images, options = {}) =>
-      outbox.send(chat, {
-        images,
-        ...replying,
-        ...(options.caption !== undefined && { text: options.caption }),
-      }),
-    edit: (sent, edit) => outbox.edit(chat, sent.ids[0]!, toOutgoing(edit), { final: true }),
+      channel.send({ images, ...(options.caption !== undefined && { text: options.caption }) }),
+    edit: (sent, edit) => channel.edit(sent.ids[0]!, toOutgoing(edit), { final: true }),
     status: async (text, options = {}) => {
-      const sent = await outbox.send(chat, {
-        text,
-        ...replying,
-        ...(options.buttons && { buttons: options.buttons }),
-      });
-      const status = new StatusHandle(outbox, sent, text, log, options.buttons !== undefined);
+      const sent = await channel.send({ text, ...(options.buttons && { buttons: options.buttons }) });
+      const status = new StatusHandle(channel, sent, text, log, options.buttons !== undefined);
       statuses.add(status);
       return status;
     },
     stream: (pieces, options = {}) => pipeStream(ctx.openStream(options), pieces, signal),
     openStream: (options = {}) =>
       new TextStream({
-        chat,
-        replyTo,
-        outbox,
-        adapter,
+        channel,
         options,
         t,
         redactor: deps.redactor,
@@ -189,11 +170,10 @@ export function createContext(deps: ContextDeps): {
         keepTyping: () => ctx.keepTyping(),
       }),
     typing: async () => {
-      if (!adapter.sendTyping) return;
-      await adapter.sendTyping(chat).catch((error: unknown) => log.debug('typing failed', { error }));
+      await channel.typing().catch((error: unknown) => log.debug('typing failed', { error }));
     },
     keepTyping: () => {
-      if (!adapter.sendTyping || signal.aborted) return () => {};
+      if (!deps.canType || signal.aborted) return () => {};
       // One loop per job however many callers want it (several answers streaming side by side).
       let stopped = false;
       const stop = () => {
@@ -246,7 +226,7 @@ class StatusHandle implements StatusMessage {
   #finished = false;
 
   constructor(
-    private readonly outbox: Outbox,
+    private readonly channel: Channel,
     readonly sent: SentMessage,
     text: string,
     private readonly log: Logger,
@@ -266,8 +246,8 @@ class StatusHandle implements StatusMessage {
   update(text: string): void {
     if (this.#finished || text === this.#text) return;
     this.#text = text;
-    this.outbox
-      .edit(this.sent.chat, this.sent.ids[0]!, { text }, { final: false })
+    this.channel
+      .edit(this.sent.ids[0]!, { text }, { final: false })
       .catch((error: unknown) => this.log.debug('status update failed', { error }));
   }
 
@@ -276,13 +256,8 @@ class StatusHandle implements StatusMessage {
     this.#finished = true;
     this.#text = text;
     // A finished status keeps no buttons: there is nothing left to cancel.
-    await this.outbox
-      .edit(
-        this.sent.chat,
-        this.sent.ids[0]!,
-        { text, ...(this.hadButtons && { buttons: [] }) },
-        { final: true },
-      )
+    await this.channel
+      .edit(this.sent.ids[0]!, { text, ...(this.hadButtons && { buttons: [] }) }, { final: true })
       .catch((error: unknown) => this.log.warn('could not finish status message', { error }));
   }
 }

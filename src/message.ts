@@ -64,6 +64,11 @@ export interface IncomingMessage {
   readonly images: readonly ImageRef[];
   /** Milliseconds since the epoch. */
   readonly date: number;
+  /**
+   * How to answer this message, for its adapter only (a Discord interaction's token, say); replies
+   * carry it as their `replyTo`. Default: the message's `id`.
+   */
+  readonly replyHandle?: string;
 }
 
 /** An image to send: bytes we hold, or a URL the platform may fetch itself. */
@@ -86,7 +91,10 @@ export interface OutgoingMessage {
   readonly text?: string;
   readonly format?: TextFormat;
   readonly images?: readonly OutgoingImage[];
-  /** Id of the message to reply to, in the same chat. */
+  /**
+   * What this message answers: the `replyHandle` (or `id`) of an incoming message in the same
+   * chat. Only the adapter reads it.
+   */
   readonly replyTo?: string;
   /** Rows of buttons. An empty array on an edit removes them. */
   readonly buttons?: readonly (readonly Button[])[];

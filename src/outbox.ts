@@ -35,14 +35,25 @@ interface SendOperation {
 interface EditOperation {
   readonly kind: 'edit';
   readonly chat: ChatAddress;
+  /** The message edited, or `draft:<id>` for a draft. */
   readonly messageId: string;
+  /** Set for a draft (a text that grows in place before the real message is sent). */
+  readonly draftId?: number;
   message: OutgoingMessage;
   final: boolean;
   settle: Settlers<void>[];
   attempts: number;
 }
 
-type Operation = SendOperation | EditOperation;
+/** "typing...": advisory, so it goes only when nothing else waits and the budget has room. */
+interface TypingOperation {
+  readonly kind: 'typing';
+  readonly chat: ChatAddress;
+  readonly settle: Settlers<void>[];
+  attempts: number;
+}
+
+type Operation = SendOperation | EditOperation | TypingOperation;
 
 interface ChatQueue {
   readonly chat: ChatAddress;
@@ -50,6 +61,7 @@ interface ChatQueue {
   readonly sends: SendOperation[];
   /** At most one waiting edit per message, in turn order (an edit that went out rejoins at the back). */
   edits: Map<string, EditOperation>;
+  typing: TypingOperation | undefined;
   inFlight: Operation | undefined;
   /** The chat's budgets (and the adapter's global one) for a send, and for an intermediate edit. */
   readonly sendRules: readonly BudgetRule[];
@@ -62,6 +74,12 @@ interface ChatQueue {
   /** Ends the drain loop's current wait early (something new was queued). */
   wake: (() => void) | undefined;
 }
+
+/** What an outbox needs of its adapter. */
+export type OutboxAdapter = Pick<
+  Adapter,
+  'send' | 'edit' | 'limits' | 'name' | 'planSend' | 'sendTyping' | 'sendDraft'
+>;
 
 /** Options of an outbox. */
 export interface OutboxOptions {
@@ -83,7 +101,7 @@ export interface OutboxStats {
 
 /** The per-chat queues of one adapter. */
 export class Outbox {
-  readonly #adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name' | 'planSend'>;
+  readonly #adapter: OutboxAdapter;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #maxRetries: number;
@@ -92,10 +110,7 @@ export class Outbox {
   readonly #idleWaiters: (() => void)[] = [];
   readonly stats: OutboxStats = { sent: 0, edited: 0, coalesced: 0, rateLimited: 0 };
 
-  constructor(
-    adapter: Pick<Adapter, 'send' | 'edit' | 'limits' | 'name' | 'planSend'>,
-    options: OutboxOptions,
-  ) {
+  constructor(adapter: OutboxAdapter, options: OutboxOptions) {
     this.#adapter = adapter;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log;
@@ -133,25 +148,63 @@ export class Outbox {
     message: OutgoingMessage,
     options: { final: boolean },
   ): Promise<void> {
+    return this.#queueEdit(chat, messageId, undefined, message, options.final);
+  }
+
+  /**
+   * Queues a draft: a text that grows in place (Telegram private chats) before the real message
+   * goes out. Drafts take turns with edits and coalesce the same way. Does nothing where the
+   * adapter has no drafts.
+   */
+  draft(chat: ChatAddress, draftId: number, text: string): Promise<void> {
+    if (!this.#adapter.sendDraft) return Promise.resolve();
+    return this.#queueEdit(chat, `draft:${draftId}`, draftId, { text }, false);
+  }
+
+  /**
+   * Shows "typing..." when nothing else waits in the chat and its budget has room; otherwise it is
+   * dropped (a message on its way says more). Resolves either way.
+   */
+  typing(chat: ChatAddress): Promise<void> {
+    if (!this.#adapter.sendTyping) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const queue = this.#queue(chat);
-      const waiting = queue.edits.get(messageId);
+      if (queue.typing) {
+        queue.typing.settle.push({ resolve, reject });
+        return;
+      }
+      queue.typing = { kind: 'typing', chat, settle: [{ resolve, reject }], attempts: 0 };
+      this.#kick(queue);
+    });
+  }
+
+  #queueEdit(
+    chat: ChatAddress,
+    key: string,
+    draftId: number | undefined,
+    message: OutgoingMessage,
+    final: boolean,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const queue = this.#queue(chat);
+      const waiting = queue.edits.get(key);
       if (waiting) {
         waiting.message = { ...waiting.message, ...message };
-        const becameFinal = options.final && !waiting.final;
-        waiting.final ||= options.final;
+        const becameFinal = final && !waiting.final;
+        waiting.final ||= final;
         waiting.settle.push({ resolve, reject });
         this.stats.coalesced++;
         // A final edit may go sooner than an intermediate one: let the queue look again.
         if (becameFinal) this.#kick(queue);
         return;
       }
-      queue.edits.set(messageId, {
+      queue.edits.set(key, {
         kind: 'edit',
         chat,
-        messageId,
+        messageId: key,
+        ...(draftId !== undefined && { draftId }),
         message,
-        final: options.final,
+        final,
         settle: [{ resolve, reject }],
         attempts: 0,
       });
@@ -163,7 +216,7 @@ export class Outbox {
   get pending(): number {
     let count = 0;
     for (const queue of this.#queues.values())
-      count += queue.sends.length + queue.edits.size + (queue.inFlight ? 1 : 0);
+      count += queue.sends.length + queue.edits.size + (queue.typing ? 1 : 0) + (queue.inFlight ? 1 : 0);
     return count;
   }
 
@@ -188,6 +241,7 @@ export class Outbox {
         chat,
         sends: [],
         edits: new Map(),
+        typing: undefined,
         inFlight: undefined,
         sendRules: limits.map(([key, limit]) => ({ key, limit })),
         // An intermediate edit leaves one slot of each window free for the next result.
@@ -208,9 +262,9 @@ export class Outbox {
     else void this.#drain(queue);
   }
 
-  /** The next operation: the oldest send, else the edit whose turn it is. */
+  /** The next operation: the oldest send, else the edit whose turn it is, else "typing...". */
   #next(queue: ChatQueue): Operation | undefined {
-    return queue.sends[0] ?? queue.edits.values().next().value;
+    return queue.sends[0] ?? queue.edits.values().next().value ?? queue.typing;
   }
 
   async #drain(queue: ChatQueue): Promise<void> {
@@ -223,7 +277,15 @@ export class Outbox {
       let wait = this.#pauseFor(queue, op, now);
       // A final edit (a status's last word) may take the slot intermediate edits leave free.
       if (wait === 0)
-        wait = await this.#budget.take(op.kind === 'edit' && !op.final ? queue.editRules : queue.sendRules);
+        wait = await this.#budget.take(
+          op.kind === 'send' || (op.kind === 'edit' && op.final) ? queue.sendRules : queue.editRules,
+        );
+      if (wait > 0 && op.kind === 'typing' && this.#next(queue) === op) {
+        // "typing..." never waits for a slot: by then there is something better to show.
+        queue.typing = undefined;
+        for (const s of op.settle) s.resolve();
+        continue;
+      }
       if (wait > 0) {
         // Something queued meanwhile (a send) may go sooner: look again when woken.
         await this.#wait(queue, wait);
@@ -232,17 +294,25 @@ export class Outbox {
       // The budget was taken for the operation at the head; a send queued meanwhile goes first,
       // which the slot serves as well.
       op = this.#next(queue)!;
-      queue.lastOpAt = this.#clock.now();
+      // The pace of edits counts messages sent and edited, not drafts or "typing...".
+      if (op.kind === 'send' || (op.kind === 'edit' && op.draftId === undefined))
+        queue.lastOpAt = this.#clock.now();
       if (op.kind === 'send') queue.sends.shift();
-      else queue.edits.delete(op.messageId);
+      else if (op.kind === 'edit') queue.edits.delete(op.messageId);
+      else queue.typing = undefined;
       queue.inFlight = op;
       try {
         if (op.kind === 'send') {
           const sent = await this.#adapter.send(op.chat, op.message);
           this.stats.sent++;
           op.settle.resolve(sent);
+        } else if (op.kind === 'typing') {
+          await this.#adapter.sendTyping?.(op.chat);
+          for (const s of op.settle) s.resolve();
         } else {
-          await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
+          if (op.draftId !== undefined)
+            await this.#adapter.sendDraft?.(op.chat, op.draftId, op.message.text ?? '');
+          else await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
           this.stats.edited++;
           for (const s of op.settle) s.resolve();
         }
@@ -277,6 +347,11 @@ export class Outbox {
       queue.sends.unshift(op);
       return;
     }
+    if (op.kind === 'typing') {
+      // A rate-limited "typing..." is not worth another try.
+      for (const s of op.settle) s.resolve();
+      return;
+    }
     const newer = queue.edits.get(op.messageId);
     if (newer) {
       op.message = { ...op.message, ...newer.message };
@@ -290,7 +365,8 @@ export class Outbox {
   /** How long `op` must wait for a rate-limit pause, or for the pace of edits. */
   #pauseFor(queue: ChatQueue, op: Operation, now: number): number {
     let at = Math.max(now, queue.pausedUntil);
-    if (op.kind === 'edit') at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
+    if (op.kind === 'edit' && op.draftId === undefined)
+      at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
     return at - now;
   }
 

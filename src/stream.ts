@@ -4,12 +4,11 @@
  * offers them, and always ends with a final edit (rendered in the requested format), a note when
  * cancelled or cut short, and nothing lost.
  */
-import type { Adapter } from './adapter.ts';
+import type { Channel } from './channel.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { abortReason, BackendError, ChorusError, isCancellation, TimeoutError } from './errors.ts';
 import type { Logger, Redactor } from './logger.ts';
-import type { ChatAddress, SentMessage, TextFormat } from './message.ts';
-import type { Outbox } from './outbox.ts';
+import type { SentMessage, TextFormat } from './message.ts';
 import { splitText } from './text.ts';
 
 /** Options of a text stream. */
@@ -37,11 +36,8 @@ export interface StreamResult {
 
 /** What a text stream is built from (a job's context provides it). */
 export interface TextStreamDeps {
-  readonly chat: ChatAddress;
-  /** The message the stream answers; `undefined` for plain messages in the chat. */
-  readonly replyTo: string | undefined;
-  readonly outbox: Outbox;
-  readonly adapter: Adapter;
+  /** The chat, through its outbox, bound to the message the stream answers. */
+  readonly channel: Channel;
   readonly options: StreamOptions;
   readonly t: (key: string, params?: Readonly<Record<string, string | number>>) => string;
   readonly redactor: Redactor;
@@ -70,9 +66,9 @@ export class TextStream {
 
   constructor(deps: TextStreamDeps) {
     this.#deps = deps;
-    this.#max = deps.adapter.limits.maxTextLength;
+    this.#max = deps.channel.limits.maxTextLength;
     this.#tail = deps.options.header ?? '';
-    this.#drafting = Boolean(deps.options.drafts && deps.adapter.sendDraft && deps.chat.kind === 'private');
+    this.#drafting = Boolean(deps.options.drafts && deps.channel.drafts);
     this.#stopTyping = deps.keepTyping();
   }
 
@@ -89,16 +85,10 @@ export class TextStream {
     if (this.#ended || this.#full) return;
     const shown = `${this.#tail}${text}`;
     if (!this.#current) {
-      this.#current = await this.#deps.outbox.send(this.#deps.chat, {
-        text: shown,
-        ...this.#replyTo(),
-        partial: true,
-      });
+      this.#current = await this.#deps.channel.send({ text: shown, partial: true });
       this.#messages.push(this.#current);
     } else {
-      this.#deps.outbox
-        .edit(this.#deps.chat, this.#current.ids[0]!, { text: shown }, { final: false })
-        .catch(() => {});
+      this.#deps.channel.edit(this.#current.ids[0]!, { text: shown }, { final: false }).catch(() => {});
     }
   }
 
@@ -111,11 +101,7 @@ export class TextStream {
     await this.#overflow();
     if (!this.#current && !this.#drafting) {
       if (!this.#tail.trim()) return;
-      this.#current = await this.#deps.outbox.send(this.#deps.chat, {
-        text: this.#tail,
-        ...this.#replyTo(),
-        partial: true,
-      });
+      this.#current = await this.#deps.channel.send({ text: this.#tail, partial: true });
       this.#messages.push(this.#current);
       this.#lastShownAt = this.#deps.clock.now();
       return;
@@ -158,18 +144,14 @@ export class TextStream {
   }
 
   /** Sends `text` as the final form of the current message, then starts a new one. */
-  #replyTo(): { replyTo?: string } {
-    return this.#deps.replyTo === undefined ? {} : { replyTo: this.#deps.replyTo };
-  }
-
   async #finalize(full: string): Promise<void> {
-    const { outbox, chat, options } = this.#deps;
+    const { channel, options } = this.#deps;
     const text = full.trimEnd();
     const format = options.format && options.format !== 'plain' ? { format: options.format } : {};
     if (this.#current) {
-      await outbox.edit(chat, this.#current.ids[0]!, { text, ...format }, { final: true });
+      await channel.edit(this.#current.ids[0]!, { text, ...format }, { final: true });
     } else if (text.trim()) {
-      this.#messages.push(await outbox.send(chat, { text, ...this.#replyTo(), ...format }));
+      this.#messages.push(await channel.send({ text, ...format }));
     }
     this.#current = undefined;
   }
@@ -196,14 +178,14 @@ export class TextStream {
 
   /** Shows the tail now: a draft, or an intermediate edit that the outbox may coalesce. */
   #show(): void {
-    const { outbox, chat, adapter, log } = this.#deps;
+    const { channel, log } = this.#deps;
     this.#lastShownAt = this.#deps.clock.now();
     if (this.#drafting) {
-      adapter
-        .sendDraft?.(chat, this.#draftId, this.#tail)
+      channel
+        .draft(this.#draftId, this.#tail)
         .catch((error: unknown) => log.debug('draft failed', { error }));
     } else if (this.#current) {
-      outbox.edit(chat, this.#current.ids[0]!, { text: this.#tail }, { final: false }).catch(() => {});
+      channel.edit(this.#current.ids[0]!, { text: this.#tail }, { final: false }).catch(() => {});
     }
   }
 }

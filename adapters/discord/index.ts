@@ -27,6 +27,7 @@ import {
   normalizeCommand,
   normalizeMessage,
   normalizePress,
+  readHandle,
   sameCommands,
 } from './normalize.ts';
 import { createDiscordRequest } from './request.ts';
@@ -249,44 +250,44 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
       return parts;
     },
 
-    async send(chat, message) {
-      const ids: string[] = [];
-      for (const part of adapter.planSend!(message)) {
-        const files = filesOf(part.images);
-        const urls = (part.images ?? []).filter((image) => 'url' in image).map((image) => image.url);
-        const body = payload(
-          urls.length ? { ...part, text: [part.text, ...urls].filter(Boolean).join('\n') } : part,
-          files,
-        );
-        const pending = interactions.replyingTo(part.replyTo);
-        let sent: { id: string };
-        if (pending) {
-          await pending.deferred;
-          const route = pending.originalUsed
-            ? Routes.webhook(client.application!.id, pending.token)
-            : Routes.webhookMessage(client.application!.id, pending.token, '@original');
-          sent = (await call('an interaction reply', () =>
-            pending.originalUsed
-              ? client.rest.post(route, { body, files, auth: false })
-              : client.rest.patch(route, { body, files, auth: false }),
-          )) as { id: string };
-          pending.originalUsed = true;
-          pending.messages.add(sent.id);
-        } else {
-          const reference =
-            part.replyTo !== undefined
-              ? { message_reference: { message_id: part.replyTo, fail_if_not_exists: false } }
-              : {};
-          sent = (await call('sendMessage', () =>
-            client.rest.post(Routes.channelMessages(channelOf(chat)), {
-              body: { ...body, ...reference },
-              files,
-            }),
-          )) as { id: string };
-        }
-        ids.push(sent.id);
+    /** Sends one piece of `planSend` (the outbox plans once). */
+    async send(chat, part) {
+      const files = filesOf(part.images);
+      const urls = (part.images ?? []).filter((image) => 'url' in image).map((image) => image.url);
+      const body = payload(
+        urls.length ? { ...part, text: [part.text, ...urls].filter(Boolean).join('\n') } : part,
+        files,
+      );
+      const answers = readHandle(part.replyTo);
+      // An expired interaction's replies go to its channel as plain messages.
+      const pending =
+        answers.interaction === undefined ? undefined : interactions.replyingTo(answers.interaction);
+      let sent: { id: string };
+      if (pending) {
+        await pending.deferred;
+        const route = pending.originalUsed
+          ? Routes.webhook(client.application!.id, pending.token)
+          : Routes.webhookMessage(client.application!.id, pending.token, '@original');
+        sent = (await call('an interaction reply', () =>
+          pending.originalUsed
+            ? client.rest.post(route, { body, files, auth: false })
+            : client.rest.patch(route, { body, files, auth: false }),
+        )) as { id: string };
+        pending.originalUsed = true;
+        pending.messages.add(sent.id);
+      } else {
+        const reference =
+          answers.message !== undefined
+            ? { message_reference: { message_id: answers.message, fail_if_not_exists: false } }
+            : {};
+        sent = (await call('sendMessage', () =>
+          client.rest.post(Routes.channelMessages(channelOf(chat)), {
+            body: { ...body, ...reference },
+            files,
+          }),
+        )) as { id: string };
       }
-      return { chat, ids } satisfies SentMessage;
+      return { chat, ids: [sent.id] } satisfies SentMessage;
     },
 
     async edit(chat: ChatAddress, messageId: string, message: OutgoingMessage) {

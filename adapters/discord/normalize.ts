@@ -150,7 +150,24 @@ export function normalizeCommand(adapter: string, interaction: CommandInteractio
     mentionsBot: false,
     images: [],
     date: interaction.createdTimestamp,
+    // Replies go through the interaction's webhook, not as replies to a message.
+    replyHandle: interactionHandle(interaction.id),
   };
+}
+
+const interactionPrefix = 'interaction:';
+
+/** The reply handle of a slash command: replies to it go through its interaction. */
+export function interactionHandle(interactionId: string): string {
+  return `${interactionPrefix}${interactionId}`;
+}
+
+/** What a reply handle names: a slash command's interaction, or a message to reply to. */
+export function readHandle(handle: string | undefined): { interaction?: string; message?: string } {
+  if (handle === undefined) return {};
+  return handle.startsWith(interactionPrefix)
+    ? { interaction: handle.slice(interactionPrefix.length) }
+    : { message: handle };
 }
 
 /** A press of one of our buttons. */

@@ -329,13 +329,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
 
     admits: (message) => allowed(message.chat.id, message.sender.id),
 
-    async send(chat, message) {
-      const parts = planSend(message);
-      const ids: string[] = [];
-      for (const part of parts)
-        ids.push(...(await (part.images?.length ? sendImages(chat, part) : sendText(chat, part))).ids);
-      return { chat, ids };
-    },
+    /** Sends one piece of `planSend` (the outbox plans once). */
+    send: (chat, part) => (part.images?.length ? sendImages(chat, part) : sendText(chat, part)),
 
     async edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, _options: EditOptions) {
       try {

@@ -299,3 +299,43 @@ describe('Outbox: results first', () => {
     expect(outbox.stats.rateLimited).toBe(1);
   });
 });
+
+describe('Outbox: drafts and typing go through the budget', () => {
+  it('"typing..." goes only when nothing waits and the budget has room, and is dropped otherwise', async () => {
+    const { clock, adapter, outbox } = setup({ perChat: { count: 2, periodMs: 2000 } });
+    // Alone in the chat: it takes a slot, leaving one for a result.
+    await outbox.typing(chat('a'));
+    expect(adapter.calls.map((c) => c.kind)).toEqual(['typing']);
+    // Behind a send that takes the last slot, it is dropped rather than queued.
+    const sent = outbox.send(chat('a'), { text: 'answer' });
+    const typing = outbox.typing(chat('a'));
+    await clock.tick(0);
+    await Promise.all([sent, typing]);
+    expect(adapter.calls.map((c) => c.kind)).toEqual(['typing', 'send']);
+    await clock.tick(5000);
+    expect(adapter.calls.map((c) => c.kind)).toEqual(['typing', 'send']);
+  });
+
+  it('drafts coalesce (the latest text wins) and use the budget like edits, never before a result', async () => {
+    const clock = new FakeClock(0);
+    const adapter = new MockAdapter({
+      clock,
+      drafts: true,
+      limits: { rate: { perChat: { count: 2, periodMs: 2000 } } },
+    });
+    const outbox = new Outbox(adapter, { clock, log: silentLogger });
+    const drafts = ['a', 'ab', 'abc'].map((text) => outbox.draft(chat('p'), 7, text));
+    const result = outbox.send(chat('p'), { text: 'album' });
+    await clock.tick(0);
+    await result;
+    await clock.tick(0);
+    // The send went first; then one draft with the latest text took the slot left.
+    expect(adapter.calls.map((c) => (c.kind === 'draft' ? `draft:${c.text}` : c.kind))).toEqual(['send']);
+    await clock.tick(2000);
+    await Promise.all(drafts);
+    expect(adapter.calls.map((c) => (c.kind === 'draft' ? `draft:${c.text}` : c.kind))).toEqual([
+      'send',
+      'draft:abc',
+    ]);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * A channel: the chat a job talks to, bound to its adapter's outbox and to the message it answers.
+ * Contexts and streams hold one and nothing else of the adapter: every send, edit, draft and
+ * "typing..." goes through the outbox and so through the chat's budget.
+ */
+import type { AdapterLimits } from './adapter.ts';
+import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
+import type { Outbox } from './outbox.ts';
+
+/** What a channel is built from. */
+export interface ChannelOptions {
+  readonly outbox: Outbox;
+  readonly chat: ChatAddress;
+  /** The adapter's reply handle of the message answered; `undefined` for a job that answers none. */
+  readonly replyTo: string | undefined;
+  readonly limits: AdapterLimits;
+  /** Whether the adapter shows drafts in this chat. */
+  readonly drafts: boolean;
+}
+
+/** One chat, through its outbox. */
+export class Channel {
+  readonly chat: ChatAddress;
+  readonly limits: AdapterLimits;
+  /** The reply handle every reply carries; only the adapter reads it. */
+  readonly replyTo: string | undefined;
+  /** Whether `draft` shows anything here. */
+  readonly drafts: boolean;
+  readonly #outbox: Outbox;
+
+  constructor(options: ChannelOptions) {
+    this.#outbox = options.outbox;
+    this.chat = options.chat;
+    this.limits = options.limits;
+    this.replyTo = options.replyTo;
+    this.drafts = options.drafts;
+  }
+
+  /** Sends a message; it replies to the message answered unless `reply` is false. */
+  send(message: OutgoingMessage, reply = true): Promise<SentMessage> {
+    const outgoing = reply && this.replyTo !== undefined ? { ...message, replyTo: this.replyTo } : message;
+    return this.#outbox.send(this.chat, outgoing);
+  }
+
+  /** Edits a message sent here. Edits of one message that wait coalesce; `final` ones are never dropped. */
+  edit(messageId: string, message: OutgoingMessage, options: { final: boolean }): Promise<void> {
+    return this.#outbox.edit(this.chat, messageId, message, options);
+  }
+
+  /** Shows `text` as a growing draft, where the adapter has drafts. */
+  draft(draftId: number, text: string): Promise<void> {
+    return this.drafts ? this.#outbox.draft(this.chat, draftId, text) : Promise.resolve();
+  }
+
+  /** Shows "typing..." when the chat's budget has room for it. */
+  typing(): Promise<void> {
+    return this.#outbox.typing(this.chat);
+  }
+}
