@@ -27,6 +27,7 @@ import {
   type ScheduledRun,
   type ScheduleFilter,
   Scheduler,
+  type TaskContext,
   type TaskHandler,
 } from './schedule.ts';
 import { MemoryStore, type Store } from './store.ts';
@@ -88,7 +89,9 @@ export class Bot {
   };
   readonly #running = new Set<Promise<void>>();
   /** What each message set off (its jobs, or a short reply), for {@link Bot.settled}. */
-  readonly #work = new WeakMap<IncomingMessage, Promise<void>>();
+  readonly #work = new Map<IncomingMessage, Promise<void>>();
+  /** Each plugin's logger, made once. */
+  readonly #pluginLogs = new Map<string, Logger>();
   #resolveAccepting!: () => void;
   /** Resolves once the plugins are set up and the adapters started: messages wait for it. */
   readonly #accepting = new Promise<void>((resolve) => {
@@ -324,7 +327,9 @@ export class Bot {
     }
     // Kept under the message the adapter handed over, which is what callers of `settled` hold.
     const work = route.work();
-    if (work) this.#work.set(incoming, this.#track(work));
+    if (!work) return;
+    this.#work.set(incoming, work);
+    this.#track(work, () => this.#work.delete(incoming));
   }
 
   #route(route: Route): Promise<void> {
@@ -356,13 +361,14 @@ export class Bot {
       .catch((error: unknown) => this.log.warn('reply failed', { error }));
   }
 
-  #track<T>(promise: Promise<T>): Promise<T> {
-    const settled = promise.then(
-      () => {},
-      () => {},
-    );
+  /** Keeps `promise` among the running work until it settles (shutdown waits for it), then calls `done`. */
+  #track<T>(promise: Promise<T>, done?: () => void): Promise<T> {
+    const end = () => {
+      this.#running.delete(settled);
+      done?.();
+    };
+    const settled: Promise<void> = promise.then(end, end);
     this.#running.add(settled);
-    void settled.finally(() => this.#running.delete(settled));
     return promise;
   }
 
@@ -378,8 +384,9 @@ export class Bot {
       date: this.clock.now(),
     };
     return this.#track(
-      this.#runJob(job.plugin, job.task, message, undefined, (ctx) => handler({ ...ctx, scheduled: job }), {
+      this.#runJob(job.plugin, job.task, message, undefined, (ctx) => handler(ctx as TaskContext), {
         standalone: true,
+        scheduled: job,
       }),
     );
   }
@@ -390,19 +397,23 @@ export class Bot {
     message: IncomingMessage,
     parsed: ParsedCommand | undefined,
     handler: CommandHandler,
-    options: { readonly standalone?: boolean } = {},
+    options: { readonly standalone?: boolean; readonly scheduled?: ScheduledRun } = {},
   ): Promise<'done' | 'failed' | 'cancelled'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = String(++this.#jobSeq);
-    const controller = new AbortController();
-    const log = this.log.child(plugin);
+    const abort = new JobAbort();
+    let log = this.#pluginLogs.get(plugin);
+    if (!log) {
+      log = this.log.child(plugin);
+      this.#pluginLogs.set(plugin, log);
+    }
     const event: JobEvent = { jobId, plugin, command, chat: message.chat, userId: message.sender.id };
-    const { ctx, finishAll } = createContext({
+    const ctx = createContext({
       jobId,
       plugin,
       message,
       command: parsed,
-      signal: controller.signal,
+      signal: () => abort.signal,
       bot: this.#identities.get(adapter.name) ?? { id: '', username: '', name: '' },
       channel: new Channel({
         outbox: this.#outboxes.get(adapter.name)!,
@@ -418,30 +429,32 @@ export class Bot {
       locale: this.locale,
       log,
       clock: this.clock,
-      schedule: this.#scheduler.for(plugin, {
-        chat: message.chat,
-        ...(message.sender.id !== '' && { user: message.sender }),
-      }),
+      schedule: () =>
+        this.#scheduler.for(plugin, {
+          chat: message.chat,
+          ...(message.sender.id !== '' && { user: message.sender }),
+        }),
+      ...(options.scheduled && { scheduled: options.scheduled }),
     });
-    await this.#jobs.add(event, (reason) => controller.abort(reason));
+    await this.#jobs.add(event, (reason) => abort.abort(reason));
     const startedAt = this.clock.now();
-    await this.bus.emit('job/start', event);
+    if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
 
     let outcome: 'done' | 'failed' | 'cancelled' = 'done';
     let reason: unknown;
     try {
       await handler(ctx);
-      if (controller.signal.aborted) outcome = 'cancelled';
+      if (abort.aborted) outcome = 'cancelled';
     } catch (error) {
-      if (controller.signal.aborted || isCancellation(error)) {
+      if (abort.aborted || isCancellation(error)) {
         outcome = 'cancelled';
       } else {
         outcome = 'failed';
         log.error('job failed', { command, error });
       }
-      reason = controller.signal.aborted ? controller.signal.reason : error;
+      reason = abort.aborted ? abort.reason : error;
     }
-    const finished = await finishAll(outcome, reason);
+    const finished = await ctx.finishAll(outcome, reason);
     if (outcome === 'failed' && finished === 0 && !options.standalone) {
       await this.#say(
         message,
@@ -453,7 +466,9 @@ export class Bot {
       );
     }
     await this.#jobs.remove(jobId);
-    await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+    if (this.bus.listenerCount('job/end') > 0) {
+      await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+    }
     return outcome;
   }
 }
@@ -507,5 +522,38 @@ class MessageRoute implements Route {
   work(): Promise<void> | undefined {
     if (!this.#work) return undefined;
     return this.#work.length === 1 ? this.#work[0] : Promise.all(this.#work).then(() => {});
+  }
+}
+
+/**
+ * A job's cancellation, with its AbortSignal made only when someone asks for it: most jobs never
+ * look, and an AbortController is among the dearest things a job would otherwise make.
+ */
+class JobAbort {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
   }
 }

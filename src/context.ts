@@ -21,7 +21,7 @@ import {
   toOutgoing,
   type UserRef,
 } from './message.ts';
-import type { Schedule } from './schedule.ts';
+import type { Schedule, ScheduledRun } from './schedule.ts';
 import { describeFailure, pipeStream, type StreamOptions, type StreamResult, TextStream } from './stream.ts';
 import { splitText } from './text.ts';
 
@@ -89,7 +89,8 @@ export interface ContextDeps {
   readonly plugin: string;
   readonly message: IncomingMessage;
   readonly command: ParsedCommand | undefined;
-  readonly signal: AbortSignal;
+  /** The job's AbortSignal, made when first asked for. */
+  readonly signal: () => AbortSignal;
   readonly bot: BotIdentity;
   /** The chat, through its outbox, bound to the message answered. */
   readonly channel: Channel;
@@ -100,125 +101,191 @@ export interface ContextDeps {
   readonly locale: string;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly schedule: Schedule;
+  /** This plugin's scheduler, bound to the job's chat and user (made when first used). */
+  readonly schedule: () => Schedule;
+  /** The scheduled job this run is, for a task's handler. */
+  readonly scheduled?: ScheduledRun;
 }
 
 const typingRefreshMs = 4_000;
 
-/** Builds a job's context. `finishAll` settles every status message the handler left open. */
-export function createContext(deps: ContextDeps): {
-  ctx: Context;
-  /** Finishes the open status messages; resolves with how many there were. */
+/** A job's context, and what the bot does when the job ends. */
+export interface JobContextHandle extends Context {
+  /** Stops typing and finishes the status messages the handler left open; resolves with how many. */
   finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number>;
-} {
-  const { channel, message, signal, clock, log } = deps;
-  const chat = channel.chat;
-  const statuses = new Set<StatusHandle>();
-  const typers = new Set<() => void>();
-  let typingLoop: AbortController | undefined;
-  const t = (key: string, params?: Readonly<Record<string, string | number>>) =>
-    deps.translator.t(deps.locale, key, params);
-  const sendText = async (text: string, extra: Omit<OutgoingMessage, 'text'>): Promise<SentMessage> => {
-    const parts = splitText(text, channel.limits.maxTextLength);
+}
+
+/** Builds a job's context. */
+export function createContext(deps: ContextDeps): JobContextHandle {
+  return new JobContext(deps);
+}
+
+/**
+ * The context of one job. A class, so a job costs one object and no closures: a bot answers
+ * thousands of messages a second, and most jobs use a few of these methods.
+ */
+class JobContext implements JobContextHandle {
+  readonly jobId: string;
+  readonly plugin: string;
+  readonly message: IncomingMessage;
+  readonly chat: ChatAddress;
+  readonly user: UserRef;
+  readonly bot: BotIdentity;
+  readonly command: ParsedCommand | undefined;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly locale: string;
+  readonly limits: AdapterLimits;
+  readonly #deps: ContextDeps;
+  #statuses: Set<StatusHandle> | undefined;
+  #typers: Set<() => void> | undefined;
+  #typingLoop: AbortController | undefined;
+  #schedule: Schedule | undefined;
+  /** Set on a scheduled task's run (`TaskContext`). */
+  readonly scheduled: ScheduledRun | undefined;
+
+  constructor(deps: ContextDeps) {
+    this.#deps = deps;
+    this.scheduled = deps.scheduled;
+    this.jobId = deps.jobId;
+    this.plugin = deps.plugin;
+    this.message = deps.message;
+    this.chat = deps.channel.chat;
+    this.user = deps.message.sender;
+    this.bot = deps.bot;
+    this.command = deps.command;
+    this.log = deps.log;
+    this.clock = deps.clock;
+    this.locale = deps.locale;
+    this.limits = deps.channel.limits;
+  }
+
+  get signal(): AbortSignal {
+    return this.#deps.signal();
+  }
+
+  get schedule(): Schedule {
+    this.#schedule ??= this.#deps.schedule();
+    return this.#schedule;
+  }
+
+  t(key: string, params?: Readonly<Record<string, string | number>>): string {
+    return this.#deps.translator.t(this.#deps.locale, key, params);
+  }
+
+  reply(reply: string | OutgoingMessage): Promise<SentMessage> {
+    const outgoing = toOutgoing(reply);
+    if (outgoing.images?.length) return this.#deps.channel.send(outgoing);
+    return this.#sendText(outgoing.text ?? '', outgoing);
+  }
+
+  replyImages(images: readonly OutgoingImage[], options: { caption?: string } = {}): Promise<SentMessage> {
+    return this.#deps.channel.send({
+      images,
+      ...(options.caption !== undefined && { text: options.caption }),
+    });
+  }
+
+  edit(sent: SentMessage, edit: string | OutgoingMessage): Promise<void> {
+    return this.#deps.channel.edit(sent.ids[0]!, toOutgoing(edit), { final: true });
+  }
+
+  async status(
+    text: string,
+    options: { buttons?: readonly (readonly Button[])[] } = {},
+  ): Promise<StatusMessage> {
+    const sent = await this.#deps.channel.send({
+      text,
+      ...(options.buttons && { buttons: options.buttons }),
+    });
+    const status = new StatusHandle(this.#deps.channel, sent, text, this.log, options.buttons !== undefined);
+    this.#statuses ??= new Set();
+    this.#statuses.add(status);
+    return status;
+  }
+
+  stream(pieces: AsyncIterable<string>, options: StreamOptions = {}): Promise<StreamResult> {
+    return pipeStream(this.openStream(options), pieces, this.signal);
+  }
+
+  openStream(options: StreamOptions = {}): TextStream {
+    return new TextStream({
+      channel: this.#deps.channel,
+      options,
+      t: (key, params) => this.t(key, params),
+      redactor: this.#deps.redactor,
+      clock: this.clock,
+      log: this.log,
+      keepTyping: () => this.keepTyping(),
+    });
+  }
+
+  async typing(): Promise<void> {
+    await this.#deps.channel.typing().catch((error: unknown) => this.log.debug('typing failed', { error }));
+  }
+
+  keepTyping(): () => void {
+    if (!this.#deps.canType || this.signal.aborted) return () => {};
+    // One loop per job however many callers want it (several answers streaming side by side).
+    const typers = (this.#typers ??= new Set());
+    let stopped = false;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      typers.delete(stop);
+      if (typers.size === 0) this.#typingLoop?.abort();
+    };
+    typers.add(stop);
+    if (!this.#typingLoop || this.#typingLoop.signal.aborted) {
+      const loop = new AbortController();
+      this.#typingLoop = loop;
+      void (async () => {
+        while (!loop.signal.aborted && !this.signal.aborted) {
+          await this.typing();
+          await sleep(this.clock, typingRefreshMs, loop.signal).catch(() => {});
+        }
+      })();
+    }
+    return stop;
+  }
+
+  /** Stops typing and finishes the open status messages; resolves with how many there were. */
+  async finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number> {
+    if (this.#typers) for (const stop of [...this.#typers]) stop();
+    if (!this.#statuses) return 0;
+    const open = [...this.#statuses].filter((status) => !status.finished);
+    await Promise.all(
+      open.map((status) => {
+        if (outcome === 'done') return status.finish();
+        if (outcome === 'cancelled') {
+          const text =
+            reason instanceof ChorusError && reason.message === 'shutdown'
+              ? this.t('job.shutdown')
+              : this.t('job.cancelled');
+          return status.finish(text);
+        }
+        return status.finish(
+          this.t('job.failed', {
+            reason: describeFailure(reason, this.#deps.redactor, (k, p) => this.t(k, p)),
+          }),
+        );
+      }),
+    );
+    return open.length;
+  }
+
+  async #sendText(text: string, extra: Omit<OutgoingMessage, 'text'>): Promise<SentMessage> {
+    const parts = splitText(text, this.limits.maxTextLength);
+    if (parts.length === 1) return this.#deps.channel.send({ ...extra, text: parts[0]! });
     const ids: string[] = [];
     for (const [index, part] of parts.entries()) {
       // Buttons go on the last part, where the reader ends up.
       const last = index === parts.length - 1;
-      const sent = await channel.send({ ...extra, text: part, ...(!last && { buttons: [] }) });
+      const sent = await this.#deps.channel.send({ ...extra, text: part, ...(!last && { buttons: [] }) });
       ids.push(...sent.ids);
     }
-    return { chat, ids };
-  };
-
-  const ctx: Context = {
-    jobId: deps.jobId,
-    plugin: deps.plugin,
-    message,
-    chat,
-    user: message.sender,
-    bot: deps.bot,
-    command: deps.command,
-    signal,
-    log,
-    clock,
-    locale: deps.locale,
-    limits: channel.limits,
-    t,
-    reply: (reply) => {
-      const outgoing = toOutgoing(reply);
-      if (outgoing.images?.length) return channel.send(outgoing);
-      return sendText(outgoing.text ?? '', { ...outgoing });
-    },
-    replyImages: (images, options = {}) =>
-      channel.send({ images, ...(options.caption !== undefined && { text: options.caption }) }),
-    edit: (sent, edit) => channel.edit(sent.ids[0]!, toOutgoing(edit), { final: true }),
-    status: async (text, options = {}) => {
-      const sent = await channel.send({ text, ...(options.buttons && { buttons: options.buttons }) });
-      const status = new StatusHandle(channel, sent, text, log, options.buttons !== undefined);
-      statuses.add(status);
-      return status;
-    },
-    stream: (pieces, options = {}) => pipeStream(ctx.openStream(options), pieces, signal),
-    openStream: (options = {}) =>
-      new TextStream({
-        channel,
-        options,
-        t,
-        redactor: deps.redactor,
-        clock,
-        log,
-        keepTyping: () => ctx.keepTyping(),
-      }),
-    typing: async () => {
-      await channel.typing().catch((error: unknown) => log.debug('typing failed', { error }));
-    },
-    keepTyping: () => {
-      if (!deps.canType || signal.aborted) return () => {};
-      // One loop per job however many callers want it (several answers streaming side by side).
-      let stopped = false;
-      const stop = () => {
-        if (stopped) return;
-        stopped = true;
-        typers.delete(stop);
-        if (typers.size === 0) typingLoop?.abort();
-      };
-      typers.add(stop);
-      if (!typingLoop || typingLoop.signal.aborted) {
-        const loop = new AbortController();
-        typingLoop = loop;
-        void (async () => {
-          while (!loop.signal.aborted && !signal.aborted) {
-            await ctx.typing();
-            await sleep(clock, typingRefreshMs, loop.signal).catch(() => {});
-          }
-        })();
-      }
-      return stop;
-    },
-    schedule: deps.schedule,
-  };
-
-  return {
-    ctx,
-    async finishAll(outcome, reason) {
-      for (const stop of [...typers]) stop();
-      const open = [...statuses].filter((status) => !status.finished);
-      await Promise.all(
-        open.map((status) => {
-          if (outcome === 'done') return status.finish();
-          if (outcome === 'cancelled') {
-            const text =
-              reason instanceof ChorusError && reason.message === 'shutdown'
-                ? t('job.shutdown')
-                : t('job.cancelled');
-            return status.finish(text);
-          }
-          return status.finish(t('job.failed', { reason: describeFailure(reason, deps.redactor, t) }));
-        }),
-      );
-      return open.length;
-    },
-  };
+    return { chat: this.chat, ids };
+  }
 }
 
 class StatusHandle implements StatusMessage {

@@ -108,6 +108,8 @@ export class Outbox {
   readonly #queues = new Map<string, ChatQueue>();
   readonly #budget: Budget;
   readonly #idleWaiters: (() => void)[] = [];
+  /** Queues with operations left: the outbox is idle at 0. */
+  #draining = 0;
   readonly stats: OutboxStats = { sent: 0, edited: 0, coalesced: 0, rateLimited: 0 };
 
   constructor(adapter: OutboxAdapter, options: OutboxOptions) {
@@ -222,13 +224,17 @@ export class Outbox {
 
   /** Resolves once every queue is empty. */
   idle(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
+    if (this.#draining === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Platforms count budgets per chat, not per topic: topics of one chat share a queue. */
+  #keyOf(chat: ChatAddress): string {
+    return `${chat.adapter}:${chat.id}`;
+  }
+
   #queue(chat: ChatAddress): ChatQueue {
-    // Platforms count budgets per chat, not per topic: topics of one chat share a queue.
-    const key = `${chat.adapter}:${chat.id}`;
+    const key = this.#keyOf(chat);
     let queue = this.#queues.get(key);
     if (!queue) {
       const { perChat, perGroup, global } = this.#adapter.limits.rate;
@@ -269,6 +275,7 @@ export class Outbox {
 
   async #drain(queue: ChatQueue): Promise<void> {
     queue.draining = true;
+    this.#draining++;
     // Let the caller finish queueing what it queues in one go (an album and its status update),
     // so the send goes first even when the edit was queued a moment earlier.
     await Promise.resolve();
@@ -338,7 +345,14 @@ export class Outbox {
       }
     }
     queue.draining = false;
-    if (this.pending === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    // A chat's queue is kept only while it has something to remember (a pause after a 429, the
+    // pace of edits); the budgets themselves live in the Budget.
+    const now = this.#clock.now();
+    if (queue.pausedUntil <= now && queue.lastOpAt + queue.editSpacingMs <= now) {
+      this.#queues.delete(this.#keyOf(queue.chat));
+    }
+    this.#draining--;
+    if (this.#draining === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
   /** Puts a rate-limited operation back at the head of its line; an edit takes any newer text. */
