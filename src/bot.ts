@@ -436,7 +436,8 @@ export class Bot {
         }),
       ...(options.scheduled && { scheduled: options.scheduled }),
     });
-    await this.#jobs.add(event, (reason) => abort.abort(reason));
+    const added = this.#jobs.add(event, (reason) => abort.abort(reason));
+    if (added) await added;
     const startedAt = this.clock.now();
     if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
 
@@ -465,7 +466,8 @@ export class Bot {
         }),
       );
     }
-    await this.#jobs.remove(jobId);
+    const removed = this.#jobs.remove(jobId);
+    if (removed) await removed;
     if (this.bus.listenerCount('job/end') > 0) {
       await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
     }

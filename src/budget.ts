@@ -21,10 +21,11 @@ export interface BudgetRule {
 /** Rate budgets under keys. */
 export interface Budget {
   /**
-   * Takes one slot under every rule's key if each has room, and resolves with 0; otherwise takes
-   * nothing and resolves with the milliseconds until all of them would have room.
+   * Takes one slot under every rule's key if each has room, and gives 0; otherwise takes nothing
+   * and gives the milliseconds until all of them would have room. A budget kept elsewhere (Redis)
+   * answers with a promise; one in memory answers at once.
    */
-  take(rules: readonly BudgetRule[]): Promise<number>;
+  take(rules: readonly BudgetRule[]): number | Promise<number>;
 }
 
 /** Options of {@link MemoryBudget}. */
@@ -42,12 +43,8 @@ export class MemoryBudget implements Budget {
     this.#clock = options.clock ?? systemClock;
   }
 
-  take(rules: readonly BudgetRule[]): Promise<number> {
-    return Promise.resolve(this.takeNow(rules));
-  }
-
-  /** {@link take} without the promise, for callers in this process that want no extra tick. */
-  takeNow(rules: readonly BudgetRule[]): number {
+  take(rules: readonly BudgetRule[]): number {
+    if (rules.length === 0) return 0;
     const now = this.#clock.now();
     let wait = 0;
     for (const rule of rules) wait = Math.max(wait, this.#waitFor(rule, now));

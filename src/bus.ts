@@ -64,6 +64,16 @@ export class EventBus<Events extends object = ChorusEvents> {
   async emit<K extends keyof Events>(event: K, payload: Events[K]): Promise<void> {
     const set = this.#listeners.get(event);
     if (!set || set.size === 0) return;
+    if (set.size === 1) {
+      // One listener (the router, on `message`): no arrays, no extra promises.
+      const [listener] = set;
+      try {
+        await (listener as Listener<Events[K]>)(payload);
+      } catch (error) {
+        this.#log.error('listener failed', { event: String(event), error });
+      }
+      return;
+    }
     await Promise.all(
       [...set].map(async (listener) => {
         try {

@@ -24,10 +24,13 @@ export interface JobFilter {
 
 /** The running jobs. */
 export interface Jobs {
-  /** Registers a job that has started; `cancel` is called when a cancel reaches it. */
-  add(job: JobRecord, cancel: (reason: unknown) => void): Promise<void>;
-  /** Forgets a job that has ended. */
-  remove(jobId: string): Promise<void>;
+  /**
+   * Registers a job that has started; `cancel` is called when a cancel reaches it. May return
+   * nothing when it is done at once (in memory), or a promise to wait for.
+   */
+  add(job: JobRecord, cancel: (reason: unknown) => void): void | Promise<void>;
+  /** Forgets a job that has ended (at once, or with a promise to wait for). */
+  remove(jobId: string): void | Promise<void>;
   /** Cancels the jobs that match (each once); resolves with how many were cancelled. */
   cancel(filter: JobFilter, reason: unknown): Promise<number>;
   /** The running jobs that match, oldest first. */
@@ -50,14 +53,12 @@ export class MemoryJobs implements Jobs {
     { job: JobRecord; cancel: (reason: unknown) => void; cancelled: boolean }
   >();
 
-  add(job: JobRecord, cancel: (reason: unknown) => void): Promise<void> {
+  add(job: JobRecord, cancel: (reason: unknown) => void): void {
     this.#jobs.set(job.jobId, { job, cancel, cancelled: false });
-    return Promise.resolve();
   }
 
-  remove(jobId: string): Promise<void> {
+  remove(jobId: string): void {
     this.#jobs.delete(jobId);
-    return Promise.resolve();
   }
 
   cancel(filter: JobFilter, reason: unknown): Promise<number> {

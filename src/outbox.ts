@@ -75,6 +75,9 @@ interface ChatQueue {
   wake: (() => void) | undefined;
 }
 
+/** How many chat queues an outbox keeps before it drops the idle ones. */
+const maxIdleQueues = 10_000;
+
 /** What an outbox needs of its adapter. */
 export type OutboxAdapter = Pick<
   Adapter,
@@ -127,6 +130,19 @@ export class Outbox {
    */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
     const parts = this.#adapter.planSend?.(message) ?? [message];
+    if (parts.length === 1) {
+      return new Promise<SentMessage>((resolve, reject) => {
+        const queue = this.#queue(chat);
+        queue.sends.push({
+          kind: 'send',
+          chat,
+          message: parts[0]!,
+          settle: { resolve, reject },
+          attempts: 0,
+        });
+        this.#kick(queue);
+      });
+    }
     const sends = parts.map(
       (part) =>
         new Promise<SentMessage>((resolve, reject) => {
@@ -228,6 +244,19 @@ export class Outbox {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /**
+   * Drops the queues of chats with nothing to remember (no operation, no pause after a 429, no
+   * pending pace of edits); the budgets themselves live in the Budget. Run now and then, so a bot
+   * in many chats keeps a bounded number of queues without rebuilding one per message.
+   */
+  #sweep(): void {
+    const now = this.#clock.now();
+    for (const [key, queue] of this.#queues) {
+      if (queue.draining || queue.pausedUntil > now || queue.lastOpAt + queue.editSpacingMs > now) continue;
+      this.#queues.delete(key);
+    }
+  }
+
   /** Platforms count budgets per chat, not per topic: topics of one chat share a queue. */
   #keyOf(chat: ChatAddress): string {
     return `${chat.adapter}:${chat.id}`;
@@ -283,10 +312,13 @@ export class Outbox {
       const now = this.#clock.now();
       let wait = this.#pauseFor(queue, op, now);
       // A final edit (a status's last word) may take the slot intermediate edits leave free.
-      if (wait === 0)
-        wait = await this.#budget.take(
+      if (wait === 0) {
+        const taken = this.#budget.take(
           op.kind === 'send' || (op.kind === 'edit' && op.final) ? queue.sendRules : queue.editRules,
         );
+        // A budget in memory answers at once: no extra tick per operation.
+        wait = typeof taken === 'number' ? taken : await taken;
+      }
       if (wait > 0 && op.kind === 'typing' && this.#next(queue) === op) {
         // "typing..." never waits for a slot: by then there is something better to show.
         queue.typing = undefined;
@@ -345,12 +377,7 @@ export class Outbox {
       }
     }
     queue.draining = false;
-    // A chat's queue is kept only while it has something to remember (a pause after a 429, the
-    // pace of edits); the budgets themselves live in the Budget.
-    const now = this.#clock.now();
-    if (queue.pausedUntil <= now && queue.lastOpAt + queue.editSpacingMs <= now) {
-      this.#queues.delete(this.#keyOf(queue.chat));
-    }
+    if (this.#queues.size > maxIdleQueues) this.#sweep();
     this.#draining--;
     if (this.#draining === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   }

@@ -38,18 +38,18 @@ const done = (): Promise<void> => Promise.resolve();
 
 /** Composes steps into one: each step's `next` runs the steps after it. */
 export function compose(steps: readonly RouteStep[]): (route: Route) => Promise<void> {
-  return (route) => {
-    const dispatch = (index: number): Promise<void> => {
-      const step = steps[index];
-      if (!step) return done();
-      try {
-        return Promise.resolve(step(route, () => dispatch(index + 1)));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
-    return dispatch(0);
+  // Each step's `next` is made once per message, and only when the step before it runs.
+  const dispatch = (route: Route, index: number): Promise<void> => {
+    const step = steps[index];
+    if (!step) return done();
+    try {
+      const result = step(route, () => dispatch(route, index + 1));
+      return result instanceof Promise ? result : done();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   };
+  return (route) => dispatch(route, 0);
 }
 
 /** What the built-in steps ask of the bot. */
@@ -99,10 +99,11 @@ export function parse(deps: RouterDeps): RouteStep {
 
 /** `/cancel` cancels the sender's jobs in that chat. */
 export function cancel(deps: RouterDeps): RouteStep {
-  return async (route, next) => {
+  return (route, next) => {
     if (route.command?.name !== 'cancel') return next();
-    const count = await deps.cancel(route.message);
-    route.say(count > 0 ? route.t('cancel.done', { count }) : route.t('cancel.none'));
+    return deps.cancel(route.message).then((count) => {
+      route.say(count > 0 ? route.t('cancel.done', { count }) : route.t('cancel.none'));
+    });
   };
 }
 

@@ -84,5 +84,6 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  * U+FFFD, as `String.prototype.toWellFormed` does.
  */
 export function wellFormed(text: string): string {
-  return text.replace(loneSurrogate, '\uFFFD');
+  loneSurrogate.lastIndex = 0;
+  return loneSurrogate.test(text) ? text.replace(loneSurrogate, '\uFFFD') : text;
 }
