@@ -82,14 +82,13 @@ export class Bot {
   #pipeline: { readonly version: number; readonly run: (route: Route) => Promise<void> } | undefined;
   readonly #routerDeps: RouterDeps;
   readonly #routeActions: RouteActions = {
-    run: (message, plugin, name, handler, command) =>
-      this.#runJob(plugin, name, message, command, handler).then(() => {}),
+    run: (message, plugin, name, handler, command) => this.#runJob(plugin, name, message, command, handler),
     say: (message, text) => this.#say(message, text),
     t: (key, params) => this.translator.t(this.locale, key, params),
   };
   readonly #running = new Set<Promise<void>>();
   /** What each message set off (its jobs, or a short reply), for {@link Bot.settled}. */
-  readonly #work = new Map<IncomingMessage, Promise<void>>();
+  readonly #work = new Map<IncomingMessage, Promise<unknown>>();
   /** Each plugin's logger, made once. */
   readonly #pluginLogs = new Map<string, Logger>();
   #resolveAccepting!: () => void;
@@ -201,8 +200,8 @@ export class Bot {
    * Resolves once everything `message` set off (its job, or a short reply) has ended. An adapter's
    * `receive` resolves earlier, as soon as the router has taken the message.
    */
-  settled(message: IncomingMessage): Promise<void> {
-    return this.#work.get(message) ?? Promise.resolve();
+  async settled(message: IncomingMessage): Promise<void> {
+    await this.#work.get(message);
   }
 
   /**
@@ -329,7 +328,7 @@ export class Bot {
     const work = route.work();
     if (!work) return;
     this.#work.set(incoming, work);
-    this.#track(work, () => this.#work.delete(incoming));
+    this.#track(work, incoming);
   }
 
   #route(route: Route): Promise<void> {
@@ -361,15 +360,22 @@ export class Bot {
       .catch((error: unknown) => this.log.warn('reply failed', { error }));
   }
 
-  /** Keeps `promise` among the running work until it settles (shutdown waits for it), then calls `done`. */
-  #track<T>(promise: Promise<T>, done?: () => void): Promise<T> {
-    const end = () => {
-      this.#running.delete(settled);
-      done?.();
-    };
-    const settled: Promise<void> = promise.then(end, end);
+  /**
+   * Keeps `promise` among the running work until it settles (shutdown waits for it); `message`'s
+   * entry for {@link Bot.settled} goes with it.
+   */
+  #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
+    const settled: Promise<void> = promise.then(
+      () => this.#untrack(settled, message),
+      () => this.#untrack(settled, message),
+    );
     this.#running.add(settled);
     return promise;
+  }
+
+  #untrack(settled: Promise<void>, message: IncomingMessage | undefined): void {
+    this.#running.delete(settled);
+    if (message) this.#work.delete(message);
   }
 
   /** Runs a due scheduled job as a job bound to its chat; plain messages, no reply, no failure note. */
@@ -413,7 +419,7 @@ export class Bot {
       plugin,
       message,
       command: parsed,
-      signal: () => abort.signal,
+      abort,
       bot: this.#identities.get(adapter.name) ?? { id: '', username: '', name: '' },
       channel: new Channel({
         outbox: this.#outboxes.get(adapter.name)!,
@@ -429,14 +435,10 @@ export class Bot {
       locale: this.locale,
       log,
       clock: this.clock,
-      schedule: () =>
-        this.#scheduler.for(plugin, {
-          chat: message.chat,
-          ...(message.sender.id !== '' && { user: message.sender }),
-        }),
+      schedule: this.#scheduler,
       ...(options.scheduled && { scheduled: options.scheduled }),
     });
-    const added = this.#jobs.add(event, (reason) => abort.abort(reason));
+    const added = this.#jobs.add(event, abort.cancel);
     if (added) await added;
     const startedAt = this.clock.now();
     if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
@@ -488,15 +490,15 @@ interface RouteActions {
     name: string,
     handler: CommandHandler,
     command: ParsedCommand | undefined,
-  ): Promise<void>;
-  say(message: IncomingMessage, text: string): Promise<void>;
+  ): Promise<unknown>;
+  say(message: IncomingMessage, text: string): Promise<unknown>;
   t(key: string, params?: Readonly<Record<string, string | number>>): string;
 }
 
 /** A message on its way through the routing steps; what they start is its work. */
 class MessageRoute implements Route {
   command: ParsedCommand | undefined = undefined;
-  #work: Promise<void>[] | undefined;
+  #work: Promise<unknown>[] | undefined;
 
   constructor(
     readonly message: IncomingMessage,
@@ -511,7 +513,7 @@ class MessageRoute implements Route {
     this.#add(this.actions.say(this.message, text));
   }
 
-  #add(work: Promise<void>): void {
+  #add(work: Promise<unknown>): void {
     if (this.#work) this.#work.push(work);
     else this.#work = [work];
   }
@@ -521,9 +523,9 @@ class MessageRoute implements Route {
   }
 
   /** Everything the steps started, as one promise; `undefined` when they started nothing. */
-  work(): Promise<void> | undefined {
+  work(): Promise<unknown> | undefined {
     if (!this.#work) return undefined;
-    return this.#work.length === 1 ? this.#work[0] : Promise.all(this.#work).then(() => {});
+    return this.#work.length === 1 ? this.#work[0] : Promise.all(this.#work);
   }
 }
 
@@ -551,6 +553,9 @@ class JobAbort {
     }
     return this.#controller.signal;
   }
+
+  /** Aborts the job (what the Jobs seam calls on a cancel). */
+  readonly cancel = this.abort.bind(this);
 
   abort(reason: unknown): void {
     if (this.#aborted) return;

@@ -89,8 +89,8 @@ export interface ContextDeps {
   readonly plugin: string;
   readonly message: IncomingMessage;
   readonly command: ParsedCommand | undefined;
-  /** The job's AbortSignal, made when first asked for. */
-  readonly signal: () => AbortSignal;
+  /** Holds the job's AbortSignal, made when first asked for. */
+  readonly abort: { readonly signal: AbortSignal };
   readonly bot: BotIdentity;
   /** The chat, through its outbox, bound to the message answered. */
   readonly channel: Channel;
@@ -101,8 +101,8 @@ export interface ContextDeps {
   readonly locale: string;
   readonly log: Logger;
   readonly clock: Clock;
-  /** This plugin's scheduler, bound to the job's chat and user (made when first used). */
-  readonly schedule: () => Schedule;
+  /** The scheduler; the context binds it to the plugin, chat and user when first used. */
+  readonly schedule: { for(plugin: string, bound: { chat: ChatAddress; user?: UserRef }): Schedule };
   /** The scheduled job this run is, for a task's handler. */
   readonly scheduled?: ScheduledRun;
 }
@@ -161,11 +161,14 @@ class JobContext implements JobContextHandle {
   }
 
   get signal(): AbortSignal {
-    return this.#deps.signal();
+    return this.#deps.abort.signal;
   }
 
   get schedule(): Schedule {
-    this.#schedule ??= this.#deps.schedule();
+    this.#schedule ??= this.#deps.schedule.for(this.plugin, {
+      chat: this.chat,
+      ...(this.user.id !== '' && { user: this.user }),
+    });
     return this.#schedule;
   }
 
