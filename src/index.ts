@@ -1,6 +1,6 @@
 /**
  * Chorus: one bot on Discord, Telegram and the console. This is the public API, grouped by who
- * uses it. The test kit lives in `chorus/testing`.
+ * uses it. The test kit lives in `chorus-bot/testing`.
  */
 
 // --- For plugin authors ------------------------------------------------------------------------
