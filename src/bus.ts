@@ -4,7 +4,7 @@
  *
  * Plugins add their own events by augmenting `ChorusEvents`:
  * @example
- * declare module 'chorus' {
+ * declare module 'chorus-bot' {
  *   interface ChorusEvents { 'draw/finished': { chatId: string; backends: number } }
  * }
  */

@@ -1,7 +1,10 @@
+#!/usr/bin/env node
 /**
- * `npm start`: reads the config, builds the adapters and plugins it names, runs the bot until
- * SIGINT/SIGTERM (or until the console's input ends), then shuts down gracefully.
- * A config problem prints one line per problem and exits with status 2, without a stack trace.
+ * The `chorus` command. `chorus start` (the default, and `npm start` in this repository) reads the
+ * config, builds the adapters and plugins it names, runs the bot until SIGINT/SIGTERM (or until
+ * the console's input ends), then shuts down gracefully. `chorus init DIR` writes a new bot
+ * project. A config problem prints one line per problem and exits with status 2, without a stack
+ * trace.
  */
 import { resolve } from 'node:path';
 import type { AdapterDefinition } from './adapter.ts';
@@ -9,6 +12,7 @@ import { createBot, type PluginEntry } from './bot.ts';
 import { readConfig } from './config.ts';
 import { ChorusError, ConfigError } from './errors.ts';
 import { HttpClient } from './http.ts';
+import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
 import { validateConfig } from './plugin.ts';
@@ -107,7 +111,15 @@ async function planPlugins(
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
 
-const usage = `usage: chorus [--config FILE] [--check]
+const usage = `usage: chorus [start] [--config FILE] [--check]
+       chorus init DIR
+       chorus --help
+
+commands:
+  start           run the bot (the default)
+  init DIR        write a new bot project in DIR: package.json, chorus.yaml, an example
+                  plugin and its test, tsconfig.json
+options of start:
   --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
                   without either, a built-in offline default on the console)
   --check         check the config (and find its adapters and plugins), then exit
@@ -119,28 +131,86 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function parseArgs(argv: readonly string[]): { config?: string; help: boolean; check: boolean } {
-  const args: { config?: string; help: boolean; check: boolean } = { help: false, check: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') args.help = true;
-    else if (arg === '--check') args.check = true;
+/** What `chorus start` was asked to do. */
+interface StartArgs {
+  config?: string;
+  check: boolean;
+}
+
+type Command =
+  | { readonly name: 'help' }
+  | { readonly name: 'init'; readonly dir: string }
+  | { readonly name: 'start'; readonly args: StartArgs };
+
+function parseArgs(argv: readonly string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === 'init') {
+    if (rest.includes('--help') || rest.includes('-h')) return { name: 'help' };
+    const [dir, ...extra] = rest;
+    if (!dir || dir.startsWith('-')) throw new UsageError('init needs the folder of the new project');
+    if (extra.length > 0) throw new UsageError(`unknown argument: ${extra[0]}`);
+    return { name: 'init', dir };
+  }
+  if (first === 'help') return { name: 'help' };
+  const options = first === 'start' ? rest : argv;
+  if (first !== undefined && first !== 'start' && !first.startsWith('-')) {
+    throw new UsageError(`unknown command: ${first}`);
+  }
+  const args: StartArgs = { check: false };
+  for (let i = 0; i < options.length; i++) {
+    const arg = options[i]!;
+    if (arg === '--help' || arg === '-h') return { name: 'help' };
+    if (arg === '--check') args.check = true;
     else if (arg === '--config') {
-      const file = argv[++i];
+      const file = options[++i];
       if (!file) throw new UsageError('--config needs a file name');
       args.config = file;
     } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length);
     else throw new UsageError(`unknown argument: ${arg}`);
   }
-  return args;
+  return { name: 'start', args };
+}
+
+/** Writes a new project and says what to do next. */
+function init(dir: string): number {
+  const { files } = initProject(dir);
+  process.stdout.write(
+    [
+      `chorus: wrote ${dir}/: ${files.join(', ')}`,
+      '',
+      'next:',
+      `  cd ${dir}`,
+      '  npm install',
+      "  npm test     # typecheck and the example plugin's tests",
+      '  npm start    # the bot on the console: type /help or /status',
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/**
+ * Compiled (the installed package), Chorus runs on plain Node: tsx is registered so the bot's own
+ * plugins can stay TypeScript. From source, tsx is already running.
+ */
+async function loadTypeScript(): Promise<void> {
+  if (!import.meta.url.endsWith('.js')) return;
+  const { register } = await import('tsx/esm/api');
+  register();
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.help) {
+  const command = parseArgs(argv);
+  if (command.name === 'help') {
     process.stdout.write(usage);
     return 0;
   }
+  if (command.name === 'init') return init(command.dir);
+  return start(command.args);
+}
+
+async function start(args: StartArgs): Promise<number> {
+  await loadTypeScript();
   const reading = await readConfig({ path: args.config, fallback: embeddedConfig, redactor });
   // Every problem in one run: the top level, then each adapter and plugin section.
   const issues = [...reading.issues];
@@ -199,6 +269,10 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof UsageError) {
       process.stderr.write(`chorus: ${error.message}\n${usage}`);
+      process.exit(2);
+    }
+    if (error instanceof InitError) {
+      process.stderr.write(`chorus: ${error.message}\n`);
       process.exit(2);
     }
     if (error instanceof ConfigError) {

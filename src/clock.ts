@@ -1,6 +1,6 @@
 /**
  * Time as a dependency. The outbox, the concurrency helpers and the handler context read time and
- * set timers through a `Clock`, so tests can drive them with `FakeClock` (see `chorus/testing`)
+ * set timers through a `Clock`, so tests can drive them with `FakeClock` (see `chorus-bot/testing`)
  * instead of waiting on the wall clock.
  */
 

@@ -31,7 +31,10 @@ export interface ConcurrencyOptions {
   timeoutMs?: number;
   /** At most this many task functions run at once. Promises are already running and ignore it. */
   concurrency?: number;
-  /** Clock for the timeout. Default: the system clock. */
+  /**
+   * Clock for the timeout. Default: the system clock. In a handler pass `c.clock`, so the test kit's
+   * `FakeClock` drives the timeout (`kit.clock.tick(ms)`).
+   */
   clock?: Clock;
 }
 

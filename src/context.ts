@@ -230,7 +230,8 @@ class JobContext implements JobContextHandle {
   keepTyping(): () => void {
     if (!this.#deps.canType || this.signal.aborted) return () => {};
     // One loop per job however many callers want it (several answers streaming side by side).
-    const typers = (this.#typers ??= new Set());
+    this.#typers ??= new Set();
+    const typers = this.#typers;
     let stopped = false;
     const stop = () => {
       if (stopped) return;

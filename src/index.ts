@@ -1,6 +1,6 @@
 /**
  * Chorus: one bot on Discord, Telegram and the console. This is the public API, grouped by who
- * uses it. The test kit lives in `chorus/testing`.
+ * uses it. The test kit lives in `chorus-bot/testing`.
  */
 
 // --- For plugin authors ------------------------------------------------------------------------
@@ -69,6 +69,7 @@ export type { Locale, Strings } from './i18n.ts';
 export { sleep, systemClock } from './clock.ts';
 export type { Clock, TimerHandle } from './clock.ts';
 export { httpUrl, uniqueNames } from './schemas.ts';
+export type { Route, RouteStep } from './router.ts';
 
 // --- Errors, for everyone ----------------------------------------------------------------------
 export {
@@ -102,6 +103,10 @@ export { Bot, cancelAction, createBot } from './bot.ts';
 export type { BotOptions, PluginEntry } from './bot.ts';
 export { EventBus } from './bus.ts';
 export { Outbox } from './outbox.ts';
+export { MemoryBudget } from './budget.ts';
+export type { Budget, BudgetRule } from './budget.ts';
+export { MemoryJobs } from './jobs.ts';
+export type { JobFilter, JobRecord, Jobs } from './jobs.ts';
 export type { OutboxOptions, OutboxStats } from './outbox.ts';
 export { configSchema, loadConfig, parseConfig } from './config.ts';
 export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './config.ts';

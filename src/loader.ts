@@ -11,7 +11,10 @@ import type { AdapterDefinition } from './adapter.ts';
 import { ConfigError } from './errors.ts';
 import { closest, type Plugin } from './plugin.ts';
 
-/** Chorus's own folder, where the built-in plugins and adapters live. */
+/**
+ * Chorus's own folder, where the built-in plugins and adapters live: the repository (from source),
+ * or `dist/` of the installed package (compiled, as `dist/plugins/<name>/index.js`).
+ */
 export const chorusRoot = resolve(fileURLToPath(import.meta.url), '../..');
 
 /** What is being looked for: its folder, the export that holds it, and how to recognise it. */

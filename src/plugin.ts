@@ -55,7 +55,10 @@ export interface PluginContext {
   readonly name: string;
   readonly log: Logger;
   readonly clock: Clock;
-  /** The shared HTTP client (global proxy and timeouts). `http.with({ proxy })` for a backend's own. */
+  /**
+   * The bot's shared HTTP client, with the configured proxy and timeouts: use it for every request
+   * (`ctx.http.request(url, { backend, signal: c.signal })`). `http.with({ proxy })` for a backend's own.
+   */
   readonly http: HttpClient;
   /** Registers a command. */
   command(spec: CommandSpec, handler: CommandHandler): () => void;

@@ -1,5 +1,5 @@
 /**
- * The test kit for plugin authors (`chorus/testing`): a fake clock, a mock adapter that records
+ * The test kit for plugin authors (`chorus-bot/testing`): a fake clock, a mock adapter that records
  * every send, edit and typing call and can inject failures (rate limits included), and
  * `createTestBot`, which runs real plugins on a real bot, router and outbox against them.
  *

@@ -98,7 +98,7 @@ describe('chorus CLI', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr.split('\n')[0]).toBe('chorus: unknown argument: --confg');
-    expect(stderr).toContain('usage: chorus [--config FILE]');
+    expect(stderr).toContain('usage: chorus [start] [--config FILE] [--check]');
   });
 
   it('takes ${VAR} inside YAML flow maps, and a number from a variable in a numeric key', () => {

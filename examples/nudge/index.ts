@@ -1,4 +1,4 @@
-import { definePlugin } from 'chorus';
+import { definePlugin } from 'chorus-bot';
 import { z } from 'zod';
 
 export const plugin = definePlugin({

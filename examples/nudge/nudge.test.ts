@@ -1,5 +1,5 @@
-import { MemoryStore } from 'chorus';
-import { createTestBot, FakeClock } from 'chorus/testing';
+import { MemoryStore } from 'chorus-bot';
+import { createTestBot, FakeClock } from 'chorus-bot/testing';
 import { expect, it } from 'vitest';
 import { plugin } from './index.ts';
 

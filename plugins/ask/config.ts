@@ -1,5 +1,5 @@
 /** The `plugins.ask` config section. */
-import { httpUrl, uniqueNames } from 'chorus';
+import { httpUrl, uniqueNames } from 'chorus-bot';
 import { z } from 'zod';
 
 const common = {

@@ -18,7 +18,7 @@ import {
   type Limiter,
   mergeStreams,
   type TextStream,
-} from 'chorus';
+} from 'chorus-bot';
 import { type ChatBackend, type ChatMessage, createChatBackend } from './backends.ts';
 import { askConfig } from './config.ts';
 import { type DemoChatServer, startDemoChatServer } from './demo.ts';

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { type Clock, type Logger, silentLogger, sleep, systemClock } from 'chorus';
+import { type Clock, type Logger, silentLogger, sleep, systemClock } from 'chorus-bot';
 import type { ChatMessage } from './backends.ts';
 
 /** Options of {@link ConversationStore.open}. */

@@ -14,7 +14,7 @@ import {
   readBytes,
   readJson,
   wellFormed,
-} from 'chorus';
+} from 'chorus-bot';
 import type { BackendConfig } from './config.ts';
 
 /** One generated image. */

@@ -17,7 +17,7 @@ import {
   type Limiter,
   TimeoutError,
   withTimeout,
-} from 'chorus';
+} from 'chorus-bot';
 import { createImageBackend, type Image, type ImageBackend } from './backends.ts';
 import { drawConfig } from './config.ts';
 import { type DemoImageServer, startDemoImageServer } from './demo.ts';

@@ -3,7 +3,7 @@
  * `/start` (which Telegram sends when someone opens the bot) greets and shows the same list. It
  * loads unless the config says `help: false`.
  */
-import { type Context, definePlugin, type PluginContext } from 'chorus';
+import { type Context, definePlugin, type PluginContext } from 'chorus-bot';
 
 /** The command list, one line a command, with the prefix the user typed. */
 function commandList(ctx: PluginContext, c: Context): string {

@@ -4,7 +4,7 @@
  * and it is sent in the chat (topic, thread) it was set in, through the adapter it came from.
  * `/reminders` lists the user's pending reminders in that chat, `/forget <id>` drops one.
  */
-import { type Context, createKeyedLimiter, definePlugin, type ScheduledJob } from 'chorus';
+import { type Context, createKeyedLimiter, definePlugin, type ScheduledJob } from 'chorus-bot';
 import { z } from 'zod';
 import { strings } from './strings.ts';
 import { formatDelay, formatLocal, parseWhen } from './when.ts';
