@@ -19,6 +19,7 @@ import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type CommandEntry, type PluginEntry, PluginHost } from './host.ts';
 import { HttpClient } from './http.ts';
+import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
@@ -53,6 +54,8 @@ export interface BotOptions {
   readonly store?: Store;
   /** `pollMs`: re-read the store for jobs other processes scheduled (several bots on one store). */
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
+  /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
+  readonly httpServer?: HttpMounts;
 }
 
 interface Job {
@@ -90,6 +93,7 @@ export class Bot {
   });
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
+  readonly #httpServer: HttpMounts | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
@@ -107,6 +111,7 @@ export class Bot {
     this.locale = options.locale ?? 'en';
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
+    this.#httpServer = options.httpServer;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
     this.#scheduler = new Scheduler({
@@ -290,6 +295,7 @@ export class Bot {
       inputEnded: () => {
         void this.stop({ drain: true });
       },
+      ...(this.#httpServer && { httpServer: this.#httpServer }),
     };
   }
 
