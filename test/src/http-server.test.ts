@@ -146,6 +146,29 @@ describe('HttpServer', () => {
     expect(wrongMethod.headers.get('allow')).toBe('POST');
   });
 
+  it('answers HEAD with the GET route and no body; a target off its origin gets 400', async () => {
+    const { server } = serve();
+    const seen: string[] = [];
+    await server.mount('GET', '/page', (request) => {
+      seen.push(`${request.method} ${request.url}`);
+      return new Response('body');
+    });
+    const head = await fetch(new URL('/page', server.url), { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const raw = (target: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(Number(server.url!.port), '127.0.0.1');
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text.split('\r\n')[0]!));
+        socket.end(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    expect(await raw('//evil.example/page')).toBe('HTTP/1.1 400 Bad Request');
+    expect(await raw('http://evil.example/page?q=1')).toBe('HTTP/1.1 200 OK');
+    expect(seen).toEqual([`HEAD ${server.url!.origin}/page`, `GET ${server.url!.origin}/page?q=1`]);
+  });
+
   it('mounts and unmounts at runtime; many handlers share one port', async () => {
     const { server } = serve();
     const unmountA = await server.mount('POST', '/a', () => new Response('a'));
