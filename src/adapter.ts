@@ -3,6 +3,7 @@
  * capability that callers check for (`if (adapter.sendTyping) ...`).
  */
 import type { CommandSpec } from './commands.ts';
+import type { HttpMounts } from './http-routes.ts';
 import type { Logger } from './logger.ts';
 import type {
   BotIdentity,
@@ -53,6 +54,11 @@ export interface AdapterHost {
   /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */
   inputEnded(): void;
   readonly log: Logger;
+  /**
+   * The process's HTTP server, where webhooks mount (`handle(Request) → Response`); absent when
+   * the bot runs without one (a test without a server).
+   */
+  readonly httpServer?: HttpMounts;
 }
 
 /** Whether an edit is the last one of its message (adapters may show intermediate ones lightly). */

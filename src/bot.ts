@@ -15,6 +15,7 @@ import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
 import { HttpClient } from './http.ts';
+import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
@@ -56,6 +57,8 @@ export interface BotOptions {
   readonly jobs?: Jobs;
   /** Where the send budgets are kept, shared by every adapter's outbox. Default: this process's memory. */
   readonly budget?: Budget;
+  /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
+  readonly httpServer?: HttpMounts;
 }
 
 /** The name of the core's own button action that cancels the presser's jobs. */
@@ -98,6 +101,7 @@ export class Bot {
   });
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
+  readonly #httpServer: HttpMounts | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
@@ -115,6 +119,7 @@ export class Bot {
     this.locale = options.locale ?? 'en';
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
+    this.#httpServer = options.httpServer;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
     this.#jobs = options.jobs ?? new MemoryJobs();
@@ -300,6 +305,7 @@ export class Bot {
       inputEnded: () => {
         void this.stop({ drain: true });
       },
+      ...(this.#httpServer && { httpServer: this.#httpServer }),
     };
   }
 

@@ -12,6 +12,7 @@ import { createBot, type PluginEntry } from './bot.ts';
 import { readConfig } from './config.ts';
 import { ChorusError, ConfigError } from './errors.ts';
 import { HttpClient } from './http.ts';
+import { HttpServer } from './http-server.ts';
 import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
@@ -236,7 +237,9 @@ async function start(args: StartArgs): Promise<number> {
     idleTimeoutMs: config.http.idleTimeoutMs,
   });
   const store = await openSqliteStore(resolve(config.state.path));
-  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http, store });
+  // Listens when the config sets it up, or when an adapter first mounts a webhook on it.
+  const httpServer = new HttpServer({ ...config.http.server, log: log.child('http') });
+  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http, store, httpServer });
   let signals = 0;
   const onSignal = (signal: string) => {
     signals++;
@@ -253,10 +256,12 @@ async function start(args: StartArgs): Promise<number> {
   // so a shutdown that waits on a rate budget still sends its last edits before the process exits.
   const alive = setInterval(() => {}, 60_000);
   try {
+    if (config.http.server) await httpServer.listen();
     await bot.start();
     await bot.stopped;
   } finally {
     clearInterval(alive);
+    await httpServer.close();
     await store.close();
   }
   return 0;

@@ -26,6 +26,23 @@ export const configSchema = z.strictObject({
       connectTimeoutMs: z.number().int().positive().default(10_000),
       firstByteTimeoutMs: z.number().int().positive().default(60_000),
       idleTimeoutMs: z.number().int().positive().default(60_000),
+      /**
+       * The process's one HTTP server, where webhooks mount. Set, it starts with the bot; unset, it
+       * starts at these defaults when an adapter mounts on it.
+       */
+      server: z
+        .strictObject({
+          // Loopback by default: the server speaks plain HTTP behind a TLS proxy on the same host,
+          // and nothing mounted on it should face the internet by accident. 0.0.0.0 in a container.
+          host: z.string().min(1).default('127.0.0.1'),
+          port: z.number().int().min(0).max(65535).default(8080),
+          maxBodyBytes: z
+            .number()
+            .int()
+            .positive()
+            .default(1024 * 1024),
+        })
+        .optional(),
     })
     .default({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 60_000 }),
   /** State that outlives a run (scheduled jobs), in a SQLite file; relative to the working directory. */

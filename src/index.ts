@@ -95,6 +95,7 @@ export type {
   RateLimit,
   RateLimits,
 } from './adapter.ts';
+export type { HttpMounts, MountOptions, RequestHandler, Unmount } from './http-routes.ts';
 export { chatKey, toOutgoing } from './message.ts';
 export { matchKeyword, parseCommand } from './commands.ts';
 
@@ -115,5 +116,7 @@ export type { LogFields, Logger, LoggerOptions, LogLevel } from './logger.ts';
 export { Translator } from './i18n.ts';
 export { MemoryStore, openSqliteStore, SqliteStore } from './store.ts';
 export type { SqliteStoreOptions, Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';
+export { BodyTooLargeError, HttpServer } from './http-server.ts';
+export type { HttpServerOptions } from './http-server.ts';
 export { nextCronRun, Scheduler } from './schedule.ts';
 export type { RunScheduled, SchedulerOptions } from './schedule.ts';

@@ -3,6 +3,15 @@ import { z } from 'zod';
 
 const id = z.union([z.string(), z.number()]).transform(String);
 
+/** A key that moved to the process's HTTP server: set, it is a config error that says where to. */
+const movedToServer = (key: 'host' | 'port') =>
+  z
+    .unknown()
+    .refine(() => false, {
+      message: `moved: webhooks mount on the process's one HTTP server; set http.server.${key} at the top level`,
+    })
+    .optional();
+
 /** The `adapters.telegram` config section. */
 export const telegramConfig = z
   .strictObject({
@@ -14,10 +23,13 @@ export const telegramConfig = z
       .strictObject({
         /** The public URL Telegram posts to. */
         url: z.url(),
-        /** Where the local server listens. */
-        host: z.string().default('0.0.0.0'),
-        port: z.number().int().min(0).max(65535).default(8443),
-        path: z.string().startsWith('/').default('/telegram'),
+        /** The path on the process's HTTP server (`http.server`) that Telegram's posts reach. */
+        path: z
+          .string()
+          .regex(/^\/[^\s?#*]*$/, 'a path like /telegram')
+          .default('/telegram'),
+        host: movedToServer('host'),
+        port: movedToServer('port'),
         secretToken: z
           .string()
           .regex(/^[\w-]{1,256}$/, '1-256 of A-Z, a-z, 0-9, _ and -')
@@ -44,7 +56,7 @@ export const telegramConfig = z
     stateDir: z.string().default('.chorus'),
   })
   .refine((c) => c.mode !== 'webhook' || c.webhook, {
-    message: 'mode webhook needs a webhook: { url, port, path } section',
+    message: 'mode webhook needs a webhook: { url, path } section',
     path: ['webhook'],
   });
 

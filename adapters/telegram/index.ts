@@ -1,5 +1,6 @@
 /**
- * The Telegram adapter, on grammY. Long polling (default) or a webhook; private chats, groups,
+ * The Telegram adapter, on grammY. Long polling (default) or a webhook mounted on the process's
+ * HTTP server; private chats, groups,
  * supergroups with forum topics, and channels. grammY does the HTTP; this module maps updates to
  * Chorus messages and Chorus messages to Bot API calls, and declares Telegram's budgets to the
  * outbox (1 message a second per chat, 20 a minute per group, 30 a second overall).
@@ -8,7 +9,7 @@
  * only once the router has taken it, and the ids handled in the last day are kept on disk per bot,
  * so one that comes again after a crash is recognised.
  */
-import { createServer, Agent as HttpAgent, type Server } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { autoRetry } from '@grammyjs/auto-retry';
@@ -53,7 +54,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
-  let server: Server | undefined;
+  let unmountWebhook: (() => void) | undefined;
+  /** Webhook posts being handled: shutdown lets them finish (they confirm their update). */
+  const posts = new Set<Promise<Response>>();
   let handled: HandledUpdates | undefined;
 
   bot.api.config.use(
@@ -280,14 +283,20 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       ];
       if (config.mode === 'webhook' && config.webhook) {
         const hook = config.webhook;
-        const handle = webhookCallback(bot, 'http', {
+        if (!h.httpServer)
+          throw new AdapterError(name, 'webhook mode needs the process’s HTTP server (http.server)', {
+            remote: false,
+            code: 'ADAPTER_NO_HTTP_SERVER',
+          });
+        // Answers once the update's handler has run, that is once the router has taken it.
+        const handle = webhookCallback(bot, 'std/http', {
           ...(hook.secretToken && { secretToken: hook.secretToken }),
         });
-        server = createServer((req, res) => {
-          if (req.method === 'POST' && req.url === hook.path) return void handle(req, res);
-          res.writeHead(404).end();
+        unmountWebhook = await h.httpServer.mount('POST', hook.path, (request) => {
+          const post = handle(request);
+          posts.add(post);
+          return post.finally(() => posts.delete(post));
         });
-        await new Promise<void>((resolve) => server!.listen(hook.port, hook.host, resolve));
         await call('setWebhook', () =>
           bot.api.setWebhook(hook.url, {
             allowed_updates: updates,
@@ -306,12 +315,12 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     },
 
     async stopReceiving() {
-      if (server) {
-        // Keep the webhook: Telegram holds updates for us until we are back.
-        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
-        server.closeIdleConnections();
-        await closed;
-        server = undefined;
+      if (unmountWebhook) {
+        // Keep the webhook: Telegram holds updates for us until we are back (a post now gets 404,
+        // which Telegram retries).
+        unmountWebhook();
+        unmountWebhook = undefined;
+        await Promise.allSettled([...posts]);
       }
       // grammY confirms what it has tried; a later update of the same batch is still taken and
       // remembered, so the next run skips it when Telegram sends it again.

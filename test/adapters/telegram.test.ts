@@ -1,14 +1,18 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTelegramAdapter, type TelegramAdapterOptions } from '../../adapters/telegram/index.ts';
+import {
+  createTelegramAdapter,
+  type TelegramAdapterOptions,
+  telegramConfig,
+} from '../../adapters/telegram/index.ts';
 import { markdownToTelegramHtml } from '../../adapters/telegram/markdown.ts';
 import { albumChunks, normalizeMessage } from '../../adapters/telegram/normalize.ts';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
+import { HttpServer } from '../../src/http-server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
@@ -43,6 +47,7 @@ async function start(options: {
   adapter?: Partial<TelegramAdapterOptions>;
   stateDir?: string;
   logs?: string[];
+  httpServer?: HttpServer;
 }) {
   const fake = options.fake ?? (await new FakeTelegram().start());
   if (!options.fake) cleanups.push(() => fake.close());
@@ -57,6 +62,7 @@ async function start(options: {
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
+    ...(options.httpServer && { httpServer: options.httpServer }),
   });
   await bot.start();
   let stopped = false;
@@ -330,28 +336,38 @@ describe('telegram adapter with the real grammY client', () => {
     expect(waits.slice(0, 2)).toEqual([500, 1000]);
   }, 30_000);
 
-  it('webhook mode: Telegram posts updates with the secret token; a wrong secret is refused', async () => {
-    const port = await freePort();
-    const { fake } = await start({
+  it('webhook mode: Telegram posts to the shared HTTP server with the secret token; a wrong secret is refused', async () => {
+    const httpServer = new HttpServer({ port: 0 });
+    cleanups.push(() => httpServer.close());
+    // A second webhook-style handler, mounted before the adapter's: one server, one port, both.
+    const pings: unknown[] = [];
+    await httpServer.mount('POST', '/other-hook', async (request) => {
+      pings.push(await request.json());
+      return new Response(null, { status: 204 });
+    });
+    const base = httpServer.url!;
+    const { fake, stop } = await start({
+      httpServer,
       adapter: {
         mode: 'webhook',
-        webhook: {
-          url: `http://127.0.0.1:${port}/tg`,
-          host: '127.0.0.1',
-          port,
-          path: '/tg',
-          secretToken: 's3cret',
-        },
+        webhook: { url: `${base.origin}/tg`, path: '/tg', secretToken: 's3cret' },
       },
     });
-    expect(fake.webhook).toEqual({ url: `http://127.0.0.1:${port}/tg`, secret: 's3cret' });
+    expect(fake.webhook).toEqual({ url: `${base.origin}/tg`, secret: 's3cret' });
+    expect(httpServer.url).toBe(base);
     fake.userSays(privateChat, ann, '/echo via webhook');
     await eventually(
       () => botMessages(fake, privateChat.id).map((m) => m.text),
       (t) => t.includes('via webhook'),
       'the reply',
     );
-    const forged = await fetch(`http://127.0.0.1:${port}/tg`, {
+    // Confirmed to Telegram (answered 200) only once the router had taken it.
+    expect(fake.pendingUpdates).toBe(0);
+    const other = await fetch(new URL('/other-hook', base), { method: 'POST', body: '{"ping":1}' });
+    expect(other.status).toBe(204);
+    expect(pings).toEqual([{ ping: 1 }]);
+
+    const forged = await fetch(new URL('/tg', base), {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': 'wrong' },
       body: JSON.stringify({
@@ -360,6 +376,48 @@ describe('telegram adapter with the real grammY client', () => {
       }),
     });
     expect(forged.status).toBe(401);
+    expect(botMessages(fake, privateChat.id).map((m) => m.text)).toEqual(['via webhook']);
+
+    // Shutdown takes the webhook route away and keeps Telegram's webhook: what comes meanwhile
+    // waits with Telegram; the other handler stays.
+    await stop();
+    expect(fake.webhook).toBeDefined();
+    fake.userSays(privateChat, ann, '/echo while away');
+    await eventually(
+      () => fetch(new URL('/tg', base), { method: 'POST', body: '{}' }).then((r) => r.status),
+      (status) => status === 404,
+      'the route gone',
+    );
+    expect(fake.pendingUpdates).toBe(1);
+    expect((await fetch(new URL('/other-hook', base), { method: 'POST', body: '2' })).status).toBe(204);
+  });
+
+  it('webhook mode without the process’s HTTP server says so at start', async () => {
+    const fake = await new FakeTelegram().start();
+    cleanups.push(() => fake.close());
+    const adapter = createTelegramAdapter({
+      token: fake.token,
+      apiRoot: fake.url,
+      stateDir: mkdtempSync(join(tmpdir(), 'chorus-tg-')),
+      mode: 'webhook',
+      webhook: { url: 'https://bot.example.org/tg' },
+    });
+    const bot = createBot({ adapters: [adapter], log: createLogger({ level: 'silent' }) });
+    await expect(bot.start()).rejects.toThrow(/HTTP server \(http\.server\)/);
+    await bot.stop();
+  });
+
+  it('refuses webhook.host and webhook.port, pointing at http.server', () => {
+    const result = telegramConfig.safeParse({
+      token: '123456789:AAHplaceholderplaceholderplace',
+      mode: 'webhook',
+      webhook: { url: 'https://bot.example.org/tg', host: '0.0.0.0', port: 8443 },
+    });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues.map((issue) => [issue.path.join('.'), issue.message])).toEqual([
+      ['webhook.host', expect.stringContaining('set http.server.host at the top level')],
+      ['webhook.port', expect.stringContaining('set http.server.port at the top level')],
+    ]);
   });
 
   it('falls back to plain text when Telegram rejects the HTML, and ignores "message is not modified"', async () => {
@@ -550,11 +608,3 @@ describe('telegram, pure parts', () => {
     expect(post).toMatchObject({ chat: { kind: 'channel' }, sender: { id: '-100', name: 'News' } });
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

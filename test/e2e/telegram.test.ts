@@ -2,6 +2,7 @@
  * Chorus on Telegram as its users run it: `npm start -- --config FILE` against the fake Bot API
  * (Telegram's published rate limits enforced), with draw and ask on fake backends over HTTP.
  */
+import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeImageBackends } from '../fakes/images.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
@@ -211,4 +212,109 @@ describe('npm start on Telegram', () => {
     expect(w.telegram.pendingUpdates).toBe(0);
     expect((await second.stop('SIGTERM')).code).toBe(0);
   }, 60_000);
+});
+
+/** A port nothing listens on now, for the bot to take through `${PORT}`. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+describe('npm start on Telegram with webhooks', () => {
+  it('two bots post to their webhooks on the one HTTP server (port from ${PORT}); shutdown leaves updates with Telegram', async () => {
+    const secret = 'webhook-secret-0123456789';
+    const first = await new FakeTelegram().start();
+    const second = await new FakeTelegram({ token: '987654321:AAOtherFakeTokenForChorusTests_xyz' }).start();
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+    );
+    const dir = workDir();
+    const port = await freePort();
+    const config = [
+      'http:',
+      '  server: { port: ${PORT} }',
+      'adapters:',
+      ...[
+        ['news', first, '/telegram/news'],
+        ['help', second, '/telegram/help'],
+      ].flatMap(([name, fake, path]) => [
+        `  ${name}:`,
+        '    type: telegram',
+        `    token: ${(fake as FakeTelegram).token}`,
+        `    apiRoot: ${(fake as FakeTelegram).url}`,
+        '    mode: webhook',
+        `    webhook: { url: "http://127.0.0.1:\${PORT}${path}", path: ${path}, secretToken: \${TELEGRAM_WEBHOOK_SECRET} }`,
+        `    stateDir: ${dir}/state`,
+      ]),
+      '',
+    ].join('\n');
+    const bot = startChorus(dir, config, {
+      env: { PORT: String(port), TELEGRAM_WEBHOOK_SECRET: secret },
+    });
+    cleanups.push(() => bot.stop('SIGKILL'));
+    await bot.waitFor(/adapter ready adapter=news/);
+    await bot.waitFor(/adapter ready adapter=help/);
+    expect(bot.output().stderr).toContain(`http server listening address=http://127.0.0.1:${port}`);
+    expect(first.webhook).toEqual({ url: `http://127.0.0.1:${port}/telegram/news`, secret });
+    expect(second.webhook).toEqual({ url: `http://127.0.0.1:${port}/telegram/help`, secret });
+
+    first.userSays(privateChat, ann, '/help');
+    second.userSays(privateChat, ann, '/start');
+    await until(
+      () => [botMessages(first, privateChat.id).length, botMessages(second, privateChat.id).length],
+      ([a, b]) => a === 1 && b === 1,
+      'an answer from each bot',
+    );
+    expect(botMessages(first, privateChat.id)[0]!.text).toContain('/help');
+    expect(botMessages(second, privateChat.id)[0]!.text).toMatch(/^Hi Ann! I am Chorus\./);
+    expect(first.pendingUpdates + second.pendingUpdates).toBe(0);
+
+    // Without the secret, a post is refused; a path nothing is mounted on is not found.
+    const forged = await fetch(`http://127.0.0.1:${port}/telegram/news`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        update_id: 1,
+        message: { message_id: 1, date: 1, chat: privateChat, text: '/help' },
+      }),
+    });
+    expect(forged.status).toBe(401);
+    expect((await fetch(`http://127.0.0.1:${port}/telegram/other`, { method: 'POST' })).status).toBe(404);
+
+    const { code, ms } = await bot.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(10_000);
+    // The webhook stays set; what comes while the bot is down waits with Telegram.
+    expect(first.webhook).toBeDefined();
+    first.userSays(privateChat, ann, '/help');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(first.pendingUpdates).toBe(1);
+    expect(botMessages(first, privateChat.id)).toHaveLength(1);
+    expect(checkTelegramRequests([...first.requests, ...second.requests])).toEqual([]);
+    expect(bot.output().stderr).not.toContain(secret);
+    expect(bot.output().stderr).not.toContain(first.token);
+  }, 60_000);
+
+  it('webhook.port is a config error that points at http.server', async () => {
+    const dir = workDir();
+    const bot = startChorus(
+      dir,
+      [
+        'adapters:',
+        '  telegram:',
+        '    token: 123456789:AAHplaceholderplaceholderplace',
+        '    mode: webhook',
+        '    webhook: { url: https://bot.example.org/telegram, port: 8443 }',
+        '',
+      ].join('\n'),
+    );
+    expect(await bot.exited).toBe(2);
+    expect(bot.output().stderr.trim()).toBe(
+      "chorus: config error: adapters.telegram.webhook.port: moved: webhooks mount on the process's one HTTP server; set http.server.port at the top level",
+    );
+  }, 30_000);
 });
