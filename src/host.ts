@@ -20,6 +20,7 @@ import {
   validateConfig,
 } from './plugin.ts';
 import type { Scheduler, TaskHandler } from './schedule.ts';
+import { namespacedStore, type Store } from './store.ts';
 
 /** A plugin and its (not yet validated) config section. */
 export interface PluginEntry {
@@ -46,6 +47,8 @@ export interface HostServices {
   /** The button that cancels the presser's jobs. */
   readonly cancelButton: (label?: string) => Button;
   readonly scheduler: Scheduler;
+  /** The process's store; each plugin sees its own namespace of it. */
+  readonly store: Store;
 }
 
 interface LoadedPlugin {
@@ -167,6 +170,7 @@ export class PluginHost {
       task: (name, handler, options) =>
         track(this.#services.scheduler.register(plugin.name, name, handler as TaskHandler, options)),
       schedule: this.#services.scheduler.for(plugin.name),
+      store: namespacedStore(this.#services.store, `plugin:${plugin.name}:`),
     };
     await plugin.setup(ctx, config);
     this.#services.log.debug('plugin ready', { plugin: plugin.name });
