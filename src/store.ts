@@ -12,7 +12,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
-import { brotliCompress, brotliDecompress, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
+import {
+  brotliCompress,
+  brotliDecompress,
+  brotliDecompressSync,
+  constants as zlibConstants,
+} from 'node:zlib';
 import Database from 'better-sqlite3';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import { ChorusError } from './errors.ts';
@@ -180,7 +185,8 @@ export class MemoryStore implements Store {
  * await mine.set('c:telegram:42', ['hi', 'hello']); // kept as plugin:ask:c:telegram:42
  */
 export function namespacedStore(store: Store, prefix: string): Store {
-  if (typeof prefix !== 'string' || prefix.length === 0) throw new TypeError('a store prefix must not be empty');
+  if (typeof prefix !== 'string' || prefix.length === 0)
+    throw new TypeError('a store prefix must not be empty');
   const strip = <T extends Json>(entries: StoreEntry<T>[]) =>
     entries.map((entry) => ({ key: entry.key.slice(prefix.length), value: entry.value }));
   return {

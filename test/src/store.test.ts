@@ -114,7 +114,6 @@ describe('SqliteStore', () => {
     await expect(openSqliteStore(path)).rejects.toThrow(/readonly/);
   });
 
-
   it('keeps values across a close and a reopen of the file', async () => {
     const path = tempFile();
     const first = await openSqliteStore(path);
