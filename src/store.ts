@@ -78,6 +78,12 @@ function encode(value: Json): string {
   return text;
 }
 
+/**
+ * Expired entries are swept once every this many writes, so keys written once and never read again
+ * (event ids seen, with a TTL) do not pile up. Reads skip expired entries whenever they are swept.
+ */
+const sweepEveryWrites = 1000;
+
 /** Options of {@link MemoryStore} and {@link SqliteStore}. */
 export interface StoreOptions {
   /** Reads time for expiry. Default: the system clock. */
@@ -90,6 +96,7 @@ export class MemoryStore implements Store {
   readonly #values = new Map<string, { text: string; expiresAt: number | undefined }>();
   readonly #locks = new Map<string, { token: string; expiresAt: number }>();
   #closed = false;
+  #writes = 0;
 
   constructor(options: StoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -108,6 +115,7 @@ export class MemoryStore implements Store {
     checkTtl(options.ttlMs, 'ttlMs');
     const expiresAt = options.ttlMs === undefined ? undefined : this.#clock.now() + options.ttlMs;
     this.#values.set(key, { text: encode(value), expiresAt });
+    this.#wrote();
   }
 
   async delete(key: string): Promise<boolean> {
@@ -138,6 +146,7 @@ export class MemoryStore implements Store {
     if (held && held.expiresAt > now) return undefined;
     const token = randomUUID();
     this.#locks.set(key, { token, expiresAt: now + ttlMs });
+    this.#wrote();
     const mine = () => {
       const current = this.#locks.get(key);
       return current?.token === token && current.expiresAt > this.#clock.now() ? current : undefined;
@@ -159,6 +168,14 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  #wrote(): void {
+    if (++this.#writes % sweepEveryWrites !== 0) return;
+    const now = this.#clock.now();
+    for (const [key, entry] of this.#values)
+      if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#values.delete(key);
+    for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
   }
 
   #live(key: string) {
@@ -246,6 +263,7 @@ const schema = `
     value NOT NULL,
     expires_at INTEGER
   );
+  CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
   CREATE TABLE IF NOT EXISTS locks (
     key TEXT PRIMARY KEY,
     token TEXT NOT NULL,
@@ -266,6 +284,8 @@ export class SqliteStore implements Store {
   readonly #delete: Database.Statement<[string, number], { live: number }>;
   readonly #list: Database.Statement<[string, string, number], { key: string; value: StoredValue }>;
   readonly #purge: Database.Statement<[number]>;
+  readonly #purgeLocks: Database.Statement<[number]>;
+  #writes = 0;
   readonly #lock: Database.Statement<[LockParams]>;
   readonly #extend: Database.Statement<[LockParams]>;
   readonly #unlock: Database.Statement<[string, string]>;
@@ -286,7 +306,8 @@ export class SqliteStore implements Store {
     this.#list = db.prepare(
       'SELECT key, value FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)',
     );
-    this.#purge = db.prepare('DELETE FROM kv WHERE expires_at <= ?');
+    this.#purge = db.prepare('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?');
+    this.#purgeLocks = db.prepare('DELETE FROM locks WHERE expires_at <= ?');
     this.#lock = db.prepare(
       'INSERT INTO locks (key, token, expires_at) VALUES (@key, @token, @expiresAt) ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at WHERE locks.expires_at <= @now',
     );
@@ -309,6 +330,7 @@ export class SqliteStore implements Store {
     await this.#retry(() => {
       const expiresAt = options.ttlMs === undefined ? null : this.#clock.now() + options.ttlMs;
       this.#set.run(key, stored, expiresAt);
+      this.#wrote();
     });
   }
 
@@ -335,7 +357,9 @@ export class SqliteStore implements Store {
     const token = randomUUID();
     const taken = await this.#retry(() => {
       const now = this.#clock.now();
-      return this.#lock.run({ key, token, expiresAt: now + ttlMs, now }).changes === 1;
+      const taken = this.#lock.run({ key, token, expiresAt: now + ttlMs, now }).changes === 1;
+      this.#wrote();
+      return taken;
     });
     if (!taken) return undefined;
     return {
@@ -355,6 +379,14 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
+  }
+
+  /** Every so many writes, deletes what has expired (values by their index on expiry). */
+  #wrote(): void {
+    if (++this.#writes % sweepEveryWrites !== 0) return;
+    const now = this.#clock.now();
+    this.#purge.run(now);
+    this.#purgeLocks.run(now);
   }
 
   /** Runs one statement; when another connection holds the file, pauses (without blocking) and tries again. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, namespacedStore, openSqliteStore, type Store } from '../../src/store.ts';
+import { FakeClock } from '../../src/testing.ts';
 import { storeContract } from './store.contract.ts';
 
 const tempFile = () => join(mkdtempSync(join(tmpdir(), 'chorus-store-')), 'nested', 'state.sqlite');
@@ -170,5 +171,36 @@ describe('MemoryStore', () => {
     const store = new MemoryStore();
     await store.close();
     await expect(store.get('k')).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+  });
+});
+
+describe('expired entries', () => {
+  it('are swept every 1000 writes, values and locks alike, from both stores', async () => {
+    const path = tempFile();
+    const clock = new FakeClock();
+    const sqlite = await openSqliteStore(path, { clock });
+    const memory = new MemoryStore({ clock });
+    for (const store of [sqlite, memory]) {
+      for (let i = 0; i < 50; i++) {
+        await store.set(`seen:${i}`, 1, { ttlMs: 1000 });
+        await store.lock(`claim:${i}`, 1000);
+      }
+      await store.set('kept', 'forever');
+    }
+    const rows = new Database(path, { readonly: true });
+    const count = () =>
+      (
+        rows.prepare('SELECT (SELECT count(*) FROM kv) + (SELECT count(*) FROM locks) AS n').get() as {
+          n: number;
+        }
+      ).n;
+    expect(count()).toBe(101);
+    await clock.tick(1000);
+    for (const store of [sqlite, memory]) for (let i = 0; i < 899; i++) await store.set('other', i);
+    expect(count()).toBe(2);
+    expect(await memory.get('kept')).toBe('forever');
+    expect(await memory.lock('claim:1', 1000)).toBeDefined();
+    rows.close();
+    await sqlite.close();
   });
 });
