@@ -7,9 +7,10 @@
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConversationStore } from '../plugins/ask/memory.ts';
+import { ConversationMemory } from '../plugins/ask/memory.ts';
 import { sleep } from '../src/clock.ts';
 import { definePlugin } from '../src/plugin.ts';
+import { namespacedStore, openSqliteStore } from '../src/store.ts';
 import { createTestBot } from '../src/testing.ts';
 import type { Row } from './core.ts';
 
@@ -68,20 +69,45 @@ async function firstTokenToSend(samples: number): Promise<number[]> {
   return delays;
 }
 
-async function storeSize(conversations: number): Promise<{ bytesPerConversation: number; lookupUs: number }> {
-  const path = join(mkdtempSync(join(tmpdir(), 'chorus-bench-')), 'ask.sqlite');
-  const store = ConversationStore.open(path, { turns: 20 });
-  const question = 'Why is the sky blue, and why are sunsets red? '.repeat(1);
-  const answer = 'Because of Rayleigh scattering: shorter wavelengths scatter more. '.repeat(8);
+/** Five questions and answers of plain prose that does not repeat itself (546 characters a turn on average). */
+const questions = [
+  'Why is the sky blue, and why are sunsets red?',
+  'How far away is the moon from the earth now?',
+  'What makes a rainbow appear after the rain?',
+  'Why do stars twinkle but planets mostly not?',
+  'How do clouds stay up if water is so heavy?',
+];
+const answers = [
+  'Sunlight holds every colour. Air molecules are much smaller than the wavelength of visible light, so they scatter short wavelengths far more strongly than long ones: blue light is scattered about five times more than red. That scattered blue reaches your eyes from every part of the sky. At sunset the light crosses much more air before it reaches you, so most of the blue is lost on the way, and the oranges and reds that remain give the evening its colour. Dust and smoke strengthen it.',
+  "The Moon's orbit is an ellipse, so the distance changes through the month. On average it is about 384,400 kilometres from centre to centre. At perigee, its closest point, it comes within roughly 363,000 km; at apogee it drifts out to about 405,500 km. Lasers fired at reflectors left by the Apollo crews measure the distance to within millimetres, and show the Moon slowly receding, about 3.8 centimetres a year, as tides transfer the Earth's spin to its orbit. Tonight's exact figure is in any ephemeris.",
+  'A rainbow needs sunlight behind you and falling drops in front of you. Each drop bends the light as it enters, reflects it once off the back surface, and bends it again on the way out. Because water bends violet slightly more than red, the colours leave at slightly different angles, around 40 to 42 degrees from the point directly opposite the Sun. Every drop at that angle sends you one colour, and together they draw the arc. A second, fainter bow with reversed colours comes from two reflections inside the drops.',
+  'Stars are so far away that they are effectively points of light. Pockets of warmer and cooler air in our atmosphere bend that thin beam a little differently from moment to moment, so its brightness and position jitter: the star twinkles. A planet is close enough to show a tiny disc. Light from different parts of the disc takes different paths through the turbulence, and the fluctuations average out, so planets shine more steadily. Near the horizon, where you look through more air, even planets can shimmer on a windy night.',
+  'A cloud is not a lump of liquid but billions of droplets, each only a few thousandths of a millimetre across. Drops that small fall extremely slowly, a centimetre a second or less, because air resistance almost balances their tiny weight. Meanwhile the rising air that formed the cloud pushes upward faster than that, so the droplets stay aloft or even climb. Only when droplets collide and merge into drops a million times larger do they fall out as rain. A typical cumulus still weighs hundreds of tonnes, spread thinly.',
+];
+
+/**
+ * Conversations of 5 turns kept the way the bot keeps them (the ask plugin's namespace of the
+ * SQLite state store), then the file's size (with its WAL) per conversation.
+ */
+async function storeSize(
+  conversations: number,
+): Promise<{ bytesPerConversation: number; textPerConversation: number; lookupUs: number }> {
+  const path = join(mkdtempSync(join(tmpdir(), 'chorus-bench-')), 'state.sqlite');
+  const state = await openSqliteStore(path);
+  const memory = await ConversationMemory.open({ turns: 20, store: namespacedStore(state, 'plugin:ask:') });
   for (let i = 0; i < conversations; i++) {
-    for (let turn = 0; turn < 5; turn++) await store.remember(`telegram:${i}`, question, answer);
+    for (let turn = 0; turn < 5; turn++)
+      await memory.remember(`telegram:${1_000_000_000 + i}`, questions[turn]!, answers[turn]!);
   }
   const start = performance.now();
-  for (let i = 0; i < 10_000; i++) await store.history(`telegram:${(i * 7919) % conversations}`);
+  for (let i = 0; i < 10_000; i++)
+    await memory.history(`telegram:${1_000_000_000 + ((i * 7919) % conversations)}`);
   const lookupUs = ((performance.now() - start) * 1000) / 10_000;
-  store.close();
+  await memory.close();
+  await state.close();
   const bytes = statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0);
-  return { bytesPerConversation: bytes / conversations, lookupUs };
+  const text = [...questions, ...answers].join('').length;
+  return { bytesPerConversation: bytes / conversations, textPerConversation: text, lookupUs };
 }
 
 export async function benchAsk(): Promise<Row[]> {
@@ -105,7 +131,7 @@ export async function benchAsk(): Promise<Row[]> {
     {
       name: 'ask: SQLite bytes per stored conversation',
       value: store.bytesPerConversation.toFixed(0),
-      note: '10,000 conversations of 5 turns',
+      note: `10,000 conversations of 5 turns, ${store.textPerConversation} characters of text each`,
     },
     { name: 'ask: history lookup (µs)', value: store.lookupUs.toFixed(1) },
   ];

@@ -8,9 +8,6 @@
  * long the first text of an answer takes after its first token while another answer streams in
  * the same chat.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createDiscordAdapter } from '../adapters/discord/index.ts';
 import { createTelegramAdapter } from '../adapters/telegram/index.ts';
 import { plugin as draw } from '../plugins/draw/index.ts';
@@ -39,7 +36,6 @@ async function drawThroughTelegram(draws: number): Promise<Row[]> {
   const adapter = createTelegramAdapter({
     token: fake.token,
     apiRoot: fake.url,
-    stateDir: mkdtempSync(join(tmpdir(), 'chorus-bench-')),
   });
   const config = {
     backends: Object.keys(backends).map((name) => ({

@@ -3,7 +3,7 @@ import { benchAsk } from './ask.ts';
 import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
-import { benchTelegram } from './telegram.ts';
+import { benchTelegram } from './telegram/index.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],

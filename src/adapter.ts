@@ -16,6 +16,7 @@ import type {
   SentMessage,
 } from './message.ts';
 import type { ConfigSchema } from './plugin.ts';
+import type { Store } from './store.ts';
 
 /** At most `count` operations in any `periodMs` window. */
 export interface RateLimit {
@@ -59,6 +60,12 @@ export interface AdapterHost {
    * the bot runs without one (a test without a server).
    */
   readonly httpServer?: HttpMounts;
+  /**
+   * Durable state for the adapter (update ids already handled, event ids seen): the bot's store,
+   * in a namespace of the adapter's platform, so that what one run of a Telegram bot remembers is
+   * there for the next, whatever the instance is called.
+   */
+  readonly store: Store;
 }
 
 /** Whether an edit is the last one of its message (adapters may show intermediate ones lightly). */

@@ -31,7 +31,7 @@ import {
   type TaskContext,
   type TaskHandler,
 } from './schedule.ts';
-import { MemoryStore, type Store } from './store.ts';
+import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
 
 export type { PluginEntry } from './host.ts';
@@ -49,7 +49,10 @@ export interface BotOptions {
   readonly http?: HttpClient;
   /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
   readonly shutdownTimeoutMs?: number;
-  /** Where scheduled jobs are kept. Default: in memory (lost on exit). The bot does not close it. */
+  /**
+   * Where scheduled jobs, plugins' state (`ctx.store`) and adapters' state (`host.store`) are kept.
+   * Default: in memory (lost on exit). The bot does not close it.
+   */
   readonly store?: Store;
   /** `pollMs`: re-read the store for jobs other processes scheduled (several bots on one store). */
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
@@ -146,6 +149,7 @@ export class Bot {
         style: 'danger',
       }),
       scheduler: this.#scheduler,
+      store: this.store,
     });
     for (const adapter of options.adapters) {
       if (this.#adapters.has(adapter.name))
@@ -300,6 +304,7 @@ export class Bot {
   #hostFor(adapter: Adapter): AdapterHost {
     return {
       log: this.log.child(adapter.name),
+      store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
       receive: (message) => this.bus.emit('message', message),
       press: (press) => this.bus.emit('button', press),
       inputEnded: () => {

@@ -21,6 +21,7 @@ import {
 } from './plugin.ts';
 import type { RouteStep } from './router.ts';
 import type { Scheduler, TaskHandler } from './schedule.ts';
+import { namespacedStore, type Store } from './store.ts';
 
 /** A plugin and its (not yet validated) config section. */
 export interface PluginEntry {
@@ -47,6 +48,8 @@ export interface HostServices {
   /** The button that cancels the presser's jobs. */
   readonly cancelButton: (label?: string) => Button;
   readonly scheduler: Scheduler;
+  /** The process's store; each plugin sees its own namespace of it. */
+  readonly store: Store;
 }
 
 interface LoadedPlugin {
@@ -190,6 +193,7 @@ export class PluginHost {
       task: (name, handler, options) =>
         track(this.#services.scheduler.register(plugin.name, name, handler as TaskHandler, options)),
       schedule: this.#services.scheduler.for(plugin.name),
+      store: namespacedStore(this.#services.store, `plugin:${plugin.name}:`),
     };
     await plugin.setup(ctx, config);
     this.#services.log.debug('plugin ready', { plugin: plugin.name });

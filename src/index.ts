@@ -114,7 +114,7 @@ export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './config.ts'
 export { createLogger, Redactor, silentLogger } from './logger.ts';
 export type { LogFields, Logger, LoggerOptions, LogLevel } from './logger.ts';
 export { Translator } from './i18n.ts';
-export { MemoryStore, openSqliteStore, SqliteStore } from './store.ts';
+export { MemoryStore, namespacedStore, openSqliteStore, SqliteStore } from './store.ts';
 export type { SqliteStoreOptions, Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';
 export { BodyTooLargeError, HttpServer } from './http-server.ts';
 export type { HttpServerOptions } from './http-server.ts';

@@ -14,6 +14,7 @@ import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
 import type { RouteStep } from './router.ts';
 import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule.ts';
+import type { Store } from './store.ts';
 
 /**
  * A config schema in the Standard Schema form (`~standard.validate`), which zod, valibot and
@@ -95,6 +96,12 @@ export interface PluginContext {
   task<Data extends Json = Json>(name: string, handler: TaskHandler<Data>, options?: TaskOptions): () => void;
   /** Schedules this plugin's tasks; outside a handler each job needs `options.chat`. */
   readonly schedule: Schedule;
+  /**
+   * The plugin's own durable state: keys are the plugin's alone (another plugin's never show), and
+   * the store is the bot's (`state.path`, or in memory in the test kit), so state outlives a
+   * restart and is shared by every process on the same store. Plain JSON values, TTLs and locks.
+   */
+  readonly store: Store;
 }
 
 /** A plugin. */

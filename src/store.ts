@@ -11,6 +11,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  brotliCompress,
+  brotliDecompress,
+  brotliDecompressSync,
+  constants as zlibConstants,
+} from 'node:zlib';
 import Database from 'better-sqlite3';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import { ChorusError } from './errors.ts';
@@ -71,6 +78,12 @@ function encode(value: Json): string {
   return text;
 }
 
+/**
+ * Expired entries are swept once every this many writes, so keys written once and never read again
+ * (event ids seen, with a TTL) do not pile up. Reads skip expired entries whenever they are swept.
+ */
+const sweepEveryWrites = 1000;
+
 /** Options of {@link MemoryStore} and {@link SqliteStore}. */
 export interface StoreOptions {
   /** Reads time for expiry. Default: the system clock. */
@@ -83,6 +96,7 @@ export class MemoryStore implements Store {
   readonly #values = new Map<string, { text: string; expiresAt: number | undefined }>();
   readonly #locks = new Map<string, { token: string; expiresAt: number }>();
   #closed = false;
+  #writes = 0;
 
   constructor(options: StoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -101,6 +115,7 @@ export class MemoryStore implements Store {
     checkTtl(options.ttlMs, 'ttlMs');
     const expiresAt = options.ttlMs === undefined ? undefined : this.#clock.now() + options.ttlMs;
     this.#values.set(key, { text: encode(value), expiresAt });
+    this.#wrote();
   }
 
   async delete(key: string): Promise<boolean> {
@@ -131,6 +146,7 @@ export class MemoryStore implements Store {
     if (held && held.expiresAt > now) return undefined;
     const token = randomUUID();
     this.#locks.set(key, { token, expiresAt: now + ttlMs });
+    this.#wrote();
     const mine = () => {
       const current = this.#locks.get(key);
       return current?.token === token && current.expiresAt > this.#clock.now() ? current : undefined;
@@ -154,6 +170,14 @@ export class MemoryStore implements Store {
     this.#closed = true;
   }
 
+  #wrote(): void {
+    if (++this.#writes % sweepEveryWrites !== 0) return;
+    const now = this.#clock.now();
+    for (const [key, entry] of this.#values)
+      if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#values.delete(key);
+    for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
+  }
+
   #live(key: string) {
     const entry = this.#values.get(key);
     if (entry?.expiresAt !== undefined && entry.expiresAt <= this.#clock.now()) {
@@ -166,6 +190,45 @@ export class MemoryStore implements Store {
   #open(): void {
     if (this.#closed) throw new ChorusError('STORE_CLOSED', 'the store is closed');
   }
+}
+
+/**
+ * A view of `store` in which every key is prefixed with `prefix`: what the bot hands each plugin
+ * (`plugin:<name>:`) and each adapter (`adapter:<platform>:`), so their keys never meet. Closing
+ * the view closes nothing: the store belongs to whoever opened it.
+ *
+ * @example
+ * const mine = namespacedStore(store, 'plugin:ask:');
+ * await mine.set('c:telegram:42', ['hi', 'hello']); // kept as plugin:ask:c:telegram:42
+ */
+export function namespacedStore(store: Store, prefix: string): Store {
+  if (typeof prefix !== 'string' || prefix.length === 0)
+    throw new TypeError('a store prefix must not be empty');
+  const strip = <T extends Json>(entries: StoreEntry<T>[]) =>
+    entries.map((entry) => ({ key: entry.key.slice(prefix.length), value: entry.value }));
+  return {
+    async get<T extends Json = Json>(key: string) {
+      checkKey(key);
+      return store.get<T>(prefix + key);
+    },
+    async set(key, value, options) {
+      checkKey(key);
+      return store.set(prefix + key, value, options);
+    },
+    async delete(key) {
+      checkKey(key);
+      return store.delete(prefix + key);
+    },
+    async list<T extends Json = Json>(keyPrefix: string) {
+      return strip(await store.list<T>(prefix + keyPrefix));
+    },
+    async lock(key, ttlMs) {
+      checkKey(key);
+      const lock = await store.lock(prefix + key, ttlMs);
+      return lock && { key, extend: (ms: number) => lock.extend(ms), release: () => lock.release() };
+    },
+    close: async () => {},
+  };
 }
 
 /** Options of {@link openSqliteStore}. */
@@ -187,13 +250,20 @@ interface LockParams {
   readonly now: number;
 }
 
-/** The SQL for the two tables: values (JSON text, optional expiry) and locks. */
+/**
+ * The SQL for the two tables: values (optional expiry) and locks. A value is JSON text, or that
+ * text brotli-compressed as a BLOB when it is large. Values live in a rowid table, so a value of a
+ * few KB sits in its page: in a WITHOUT ROWID table anything over a quarter of a page spills into
+ * an overflow page of its own, and a 1.5 KB conversation would take 4 KB. (Files made before keep
+ * their WITHOUT ROWID table; the same statements work on both.)
+ */
 const schema = `
   CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
+    key TEXT PRIMARY KEY NOT NULL,
+    value NOT NULL,
     expires_at INTEGER
-  ) WITHOUT ROWID;
+  );
+  CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
   CREATE TABLE IF NOT EXISTS locks (
     key TEXT PRIMARY KEY,
     token TEXT NOT NULL,
@@ -209,11 +279,13 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #clock: Clock;
   readonly #busyRetryMs: number;
-  readonly #get: Database.Statement<[string, number], { value: string }>;
-  readonly #set: Database.Statement<[string, string, number | null]>;
+  readonly #get: Database.Statement<[string, number], { value: StoredValue }>;
+  readonly #set: Database.Statement<[string, StoredValue, number | null]>;
   readonly #delete: Database.Statement<[string, number], { live: number }>;
-  readonly #list: Database.Statement<[string, string, number], { key: string; value: string }>;
+  readonly #list: Database.Statement<[string, string, number], { key: string; value: StoredValue }>;
   readonly #purge: Database.Statement<[number]>;
+  readonly #purgeLocks: Database.Statement<[number]>;
+  #writes = 0;
   readonly #lock: Database.Statement<[LockParams]>;
   readonly #extend: Database.Statement<[LockParams]>;
   readonly #unlock: Database.Statement<[string, string]>;
@@ -234,7 +306,8 @@ export class SqliteStore implements Store {
     this.#list = db.prepare(
       'SELECT key, value FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)',
     );
-    this.#purge = db.prepare('DELETE FROM kv WHERE expires_at <= ?');
+    this.#purge = db.prepare('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?');
+    this.#purgeLocks = db.prepare('DELETE FROM locks WHERE expires_at <= ?');
     this.#lock = db.prepare(
       'INSERT INTO locks (key, token, expires_at) VALUES (@key, @token, @expiresAt) ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at WHERE locks.expires_at <= @now',
     );
@@ -247,16 +320,17 @@ export class SqliteStore implements Store {
   async get<T extends Json = Json>(key: string): Promise<T | undefined> {
     checkKey(key);
     const row = await this.#retry(() => this.#get.get(key, this.#clock.now()));
-    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+    return row === undefined ? undefined : ((await decodeStored(row.value)) as T);
   }
 
   async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
     checkKey(key);
     checkTtl(options.ttlMs, 'ttlMs');
-    const text = encode(value);
+    const stored = await encodeStored(encode(value));
     await this.#retry(() => {
       const expiresAt = options.ttlMs === undefined ? null : this.#clock.now() + options.ttlMs;
-      this.#set.run(key, text, expiresAt);
+      this.#set.run(key, stored, expiresAt);
+      this.#wrote();
     });
   }
 
@@ -272,7 +346,9 @@ export class SqliteStore implements Store {
       this.#purge.run(now);
       return this.#list.all(prefix, `${prefix}\u{10FFFF}`, now);
     });
-    return rows.map((row) => ({ key: row.key, value: JSON.parse(row.value) as T }));
+    const entries: StoreEntry<T>[] = [];
+    for (const row of rows) entries.push({ key: row.key, value: (await decodeStored(row.value)) as T });
+    return entries;
   }
 
   async lock(key: string, ttlMs: number): Promise<StoreLock | undefined> {
@@ -281,7 +357,9 @@ export class SqliteStore implements Store {
     const token = randomUUID();
     const taken = await this.#retry(() => {
       const now = this.#clock.now();
-      return this.#lock.run({ key, token, expiresAt: now + ttlMs, now }).changes === 1;
+      const taken = this.#lock.run({ key, token, expiresAt: now + ttlMs, now }).changes === 1;
+      this.#wrote();
+      return taken;
     });
     if (!taken) return undefined;
     return {
@@ -303,10 +381,48 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 
+  /** Every so many writes, deletes what has expired (values by their index on expiry). */
+  #wrote(): void {
+    if (++this.#writes % sweepEveryWrites !== 0) return;
+    const now = this.#clock.now();
+    this.#purge.run(now);
+    this.#purgeLocks.run(now);
+  }
+
   /** Runs one statement; when another connection holds the file, pauses (without blocking) and tries again. */
   #retry<T>(statement: () => T): Promise<T> {
     return retryBusy(statement, this.#busyRetryMs);
   }
+}
+
+/** A value as SQLite keeps it: JSON text, or brotli-compressed JSON text. */
+type StoredValue = string | Buffer;
+
+/** JSON text this long or longer is compressed: chat text shrinks to about half. */
+const compressFromChars = 1024;
+/** Compressed values up to this size are read back synchronously (tens of µs); larger ones off the loop. */
+const syncDecompressBytes = 64 * 1024;
+const compress = promisify(brotliCompress);
+const decompress = promisify(brotliDecompress);
+
+/** The text, or its compressed bytes when it is long and they are smaller. Compressed off the event loop. */
+async function encodeStored(text: string): Promise<StoredValue> {
+  if (text.length < compressFromChars) return text;
+  const bytes = Buffer.from(text);
+  const packed = await compress(bytes, {
+    params: {
+      [zlibConstants.BROTLI_PARAM_QUALITY]: 5,
+      [zlibConstants.BROTLI_PARAM_MODE]: zlibConstants.BROTLI_MODE_TEXT,
+      [zlibConstants.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+    },
+  });
+  return packed.length < bytes.length ? packed : text;
+}
+
+async function decodeStored(value: StoredValue): Promise<Json> {
+  if (typeof value === 'string') return JSON.parse(value) as Json;
+  const bytes = value.length <= syncDecompressBytes ? brotliDecompressSync(value) : await decompress(value);
+  return JSON.parse(bytes.toString('utf8')) as Json;
 }
 
 function isBusy(error: unknown): boolean {
@@ -347,7 +463,12 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
   try {
     await retryBusy(() => {
       db.pragma('journal_mode = WAL');
+      // In WAL mode, NORMAL syncs at checkpoints rather than at every commit: a crash of the process
+      // loses nothing, a power cut at most the last writes, and a write costs microseconds, not a disk flush.
+      db.pragma('synchronous = NORMAL');
       db.exec(schema);
+      // A write at start, so a file the bot may read but not write is found now, not at the first write.
+      db.pragma('user_version = 1');
     }, options.busyRetryMs ?? 5_000);
   } catch (error) {
     db.close();

@@ -59,6 +59,8 @@ export type DiscordAdapterOptions = z.input<typeof discordConfig> & { readonly n
 
 const fileLimit = 10 * 1024 * 1024;
 const noPings = { parse: [], replied_user: false };
+/** How long an event id is remembered: replays after a RESUME come within minutes. */
+export const seenTtlMs = 10 * 60 * 1000;
 
 /** Creates a Discord adapter. */
 export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
@@ -85,33 +87,37 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   let self: BotIdentity | undefined;
   // After an interaction's token expires, replies go to the channel.
   const interactions = new Interactions();
-  const seen = new Set<string>();
-
-  /** True the first time an event id is seen: a replay after RESUME is not handled twice. */
-  const firstTime = (id: string) => {
-    if (seen.has(id)) return false;
-    seen.add(id);
-    if (seen.size > 10_000) seen.delete(seen.values().next().value!);
-    return true;
+  /**
+   * True the first time an event id is seen: a replay after RESUME is not handled twice. The id is
+   * claimed in the adapter's store (set-if-absent, for `seenTtlMs`), which holds across restarts
+   * and processes. A store that fails lets the event through: an answer twice beats none.
+   */
+  const firstTime = async (id: string) => {
+    if (!host) return false;
+    try {
+      return (await host.store.lock(`seen:${id}`, seenTtlMs)) !== undefined;
+    } catch (error) {
+      host.log.warn('could not record a seen event id', { id, error });
+      return true;
+    }
   };
   const allowed = (guildId: string | null, channelId: string, userId: string) =>
     (!config.allowedGuilds || (guildId !== null && config.allowedGuilds.includes(guildId))) &&
     (!config.allowedChannels || config.allowedChannels.includes(channelId)) &&
     (!config.allowedUsers || config.allowedUsers.includes(userId));
 
-  client.on(Events.MessageCreate, (message) => {
+  client.on(Events.MessageCreate, async (message) => {
     // The allow-lists are the router's to apply (`admits`).
-    if (!self || message.author.id === self.id || !firstTime(message.id)) return;
+    const me = self;
+    if (!me || message.author.id === me.id) return;
+    if (!(await firstTime(message.id))) return;
     host
-      ?.receive(normalizeMessage(name, message, self))
+      ?.receive(normalizeMessage(name, message, me))
       .catch((error: unknown) => host?.log.error('handling a message failed', { error }));
   });
-  client.on(Events.InteractionCreate, (interaction) => {
-    if (
-      !firstTime(interaction.id) ||
-      !allowed(interaction.guildId, interaction.channelId ?? '', interaction.user.id)
-    )
-      return;
+  client.on(Events.InteractionCreate, async (interaction) => {
+    if (!allowed(interaction.guildId, interaction.channelId ?? '', interaction.user.id)) return;
+    if (!(await firstTime(interaction.id))) return;
     if (interaction.isChatInputCommand()) {
       // Defer within Discord's 3 seconds; the job answers through the deferred reply and follow-ups.
       const deferred = client.rest

@@ -52,8 +52,8 @@ export const telegramConfig = z
       .default({ perChatPerSecond: 1, perChatBurst: 5, perGroupPerMinute: 20, globalPerSecond: 30 }),
     /** How often a request refused with 429 is retried inside grammY before the outbox takes over. */
     maxRetries: z.number().int().nonnegative().default(3),
-    /** Where the last handled update id is kept. */
-    stateDir: z.string().default('.chorus'),
+    /** No longer used (handled update ids are kept in the bot's state store); accepted, with a warning. */
+    stateDir: z.string().optional(),
   })
   .refine((c) => c.mode !== 'webhook' || c.webhook, {
     message: 'mode webhook needs a webhook: { url, path } section',

@@ -6,12 +6,11 @@
  * outbox (1 message a second per chat, 20 a minute per group, 30 a second overall).
  *
  * No update is lost or handled twice: pending updates are never dropped, an update is confirmed
- * only once the router has taken it, and the ids handled in the last day are kept on disk per bot,
+ * only once the router has taken it, and the ids handled in the last day are kept in the bot's store per bot,
  * so one that comes again after a crash is recognised.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { join } from 'node:path';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
 import type { InputMediaPhoto, Message } from 'grammy/types';
@@ -50,7 +49,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     client: { apiRoot: config.apiRoot, baseFetchConfig: { agent, compress: true } },
   });
   // The token starts with the bot's id: the handled ids are the bot's, whatever the instance is called.
-  const statePath = join(config.stateDir, `telegram-${config.token.split(':')[0]}.json`);
+  const botId = config.token.split(':')[0]!;
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
@@ -66,8 +65,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   bot.api.config.use(async (prev, method, payload, signal) => {
     if (method !== 'getUpdates') return prev(method, payload, signal);
     // getUpdates with an offset confirms every update before it: the ids handled so far are saved
-    // first (once per batch, not once per update: a file write costs more than a message).
-    handled?.flush();
+    // first (once per batch, not once per update: a store write costs more than a message).
+    await handled?.flush();
     if (!(payload as { timeout?: number }).timeout) return prev(method, payload, signal);
     for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
       try {
@@ -96,7 +95,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       host?.log.error('handling an update failed', { updateId, error });
     }
     handled.add(updateId);
-    if (config.mode === 'webhook') handled.flush();
+    if (config.mode === 'webhook') await handled.flush();
   };
 
   bot.on(['message', 'channel_post'], async (ctx) => {
@@ -268,7 +267,11 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
 
     async start(h) {
       host = h;
-      handled = new HandledUpdates(statePath, {
+      if (config.stateDir !== undefined)
+        h.log.warn(
+          'adapters.telegram.stateDir is no longer used: handled update ids are kept in the state store (state.path)',
+        );
+      handled = await HandledUpdates.load(h.store, botId, {
         onError: (what, error) => h.log.warn(what, { error }),
       });
       // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
@@ -327,7 +330,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       if (bot.isRunning())
         await bot.stop().catch((error: unknown) => host?.log.warn('telegram stop failed', { error }));
       await polling;
-      handled?.flush();
+      await handled?.flush();
     },
 
     async stop() {

@@ -1,44 +1,74 @@
 /**
  * The Telegram adapter's memory across restarts: the update ids it has handed to Chorus in the
- * last day, kept per bot (by the bot's id), so an update that Telegram sends again after a crash is
- * recognised and skipped.
+ * last day, kept per bot (by the bot's id) in the adapter's store, so an update that Telegram
+ * sends again after a crash is recognised and skipped.
  *
  * Only ids seen before are skipped, never "every id below a mark": Telegram picks the next update
  * id at random after a week without updates, and a second token or a test server starts lower, so
  * a mark could silence the bot. Telegram keeps an unconfirmed update for 24 hours, which bounds how
- * long an id is worth remembering.
+ * long an id is worth remembering: each entry expires then.
+ *
+ * Lookups are in memory. Writes go in batches: the ids handled since the last {@link
+ * HandledUpdates.flush} become one store entry (`handled:<bot id>:<time>:<first id>`), written
+ * before the batch is confirmed to Telegram, so a store write costs once per batch, not per update.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type { Store } from '../../src/store.ts';
 
 /** How long an update id is remembered: Telegram keeps unconfirmed updates for 24 hours. */
 export const handledLifetimeMs = 24 * 60 * 60 * 1000;
 
-/** Options of {@link HandledUpdates}. */
+/** Options of {@link HandledUpdates.load}. */
 export interface HandledUpdatesOptions {
   readonly now?: () => number;
-  /** Most ids remembered; the oldest go first. Default 10,000. */
+  /** Most ids remembered in memory; the oldest go first. Default 10,000. */
   readonly max?: number;
-  /** Told when the file cannot be read or written; the adapter keeps working from memory. */
+  /** Told when the store cannot be read or written; the adapter keeps working from memory. */
   readonly onError?: (what: string, error: unknown) => void;
 }
 
-/** The update ids handled in the last day, in memory and in a file. */
+/** One batch as it is stored. */
+interface HandledBatch {
+  readonly at: number;
+  readonly ids: number[];
+}
+
+const isBatch = (value: unknown): value is HandledBatch =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as HandledBatch).at === 'number' &&
+  Array.isArray((value as HandledBatch).ids) &&
+  (value as HandledBatch).ids.every((id) => typeof id === 'number');
+
+/** The update ids one bot handled in the last day, in memory and in a store. */
 export class HandledUpdates {
-  readonly #path: string;
+  readonly #store: Store;
+  readonly #prefix: string;
   readonly #now: () => number;
   readonly #max: number;
   readonly #onError: (what: string, error: unknown) => void;
   /** Update id → when it was handled; in the order they were handled. */
   readonly #ids = new Map<number, number>();
-  #dirty = false;
+  /** Ids handled since the last flush. */
+  #pending: number[] = [];
+  #sequence = 0;
 
-  constructor(path: string, options: HandledUpdatesOptions = {}) {
-    this.#path = path;
+  private constructor(store: Store, botId: string, options: HandledUpdatesOptions) {
+    this.#store = store;
+    this.#prefix = `handled:${botId}:`;
     this.#now = options.now ?? Date.now;
     this.#max = options.max ?? 10_000;
     this.#onError = options.onError ?? (() => {});
-    this.#read();
+  }
+
+  /** The ids bot `botId` handled in the last day, read from `store`. */
+  static async load(
+    store: Store,
+    botId: string,
+    options: HandledUpdatesOptions = {},
+  ): Promise<HandledUpdates> {
+    const handled = new HandledUpdates(store, botId, options);
+    await handled.#read();
+    return handled;
   }
 
   /** Whether `updateId` was handled in the last day. */
@@ -47,50 +77,52 @@ export class HandledUpdates {
     return at !== undefined && this.#now() - at < handledLifetimeMs;
   }
 
-  /** Remembers `updateId` as handled. Written by the next {@link flush}. */
+  /** Remembers `updateId` as handled. Stored by the next {@link flush}. */
   add(updateId: number): void {
-    this.#ids.set(updateId, this.#now());
-    if (this.#ids.size > this.#max) this.#ids.delete(this.#ids.keys().next().value!);
-    this.#dirty = true;
+    this.#remember(updateId, this.#now());
+    this.#pending.push(updateId);
   }
 
-  /** Writes the ids if any were added since the last write. */
-  flush(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    const cutoff = this.#now() - handledLifetimeMs;
-    for (const [id, at] of this.#ids) if (at < cutoff) this.#ids.delete(id);
+  /** Stores the ids added since the last flush, as one entry. A failed write is retried with the next. */
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const ids = this.#pending;
+    this.#pending = [];
+    const at = this.#now();
     try {
-      // Write then rename, so a crash mid-write never leaves a torn file.
-      mkdirSync(dirname(this.#path), { recursive: true });
-      writeFileSync(`${this.#path}.tmp`, JSON.stringify({ handled: [...this.#ids] }));
-      renameSync(`${this.#path}.tmp`, this.#path);
+      await this.#store.set(
+        `${this.#prefix}${at}:${ids[0]}:${this.#sequence++}`,
+        { at, ids } satisfies HandledBatch,
+        {
+          ttlMs: handledLifetimeMs,
+        },
+      );
     } catch (error) {
-      this.#onError(`could not save the handled update ids to ${this.#path}`, error);
+      this.#pending = [...ids, ...this.#pending];
+      this.#onError('could not save the handled update ids', error);
     }
   }
 
-  #read(): void {
-    let text: string;
+  #remember(updateId: number, at: number): void {
+    this.#ids.delete(updateId);
+    this.#ids.set(updateId, at);
+    if (this.#ids.size > this.#max) this.#ids.delete(this.#ids.keys().next().value!);
+  }
+
+  async #read(): Promise<void> {
+    let entries: { value: unknown }[];
     try {
-      text = readFileSync(this.#path, 'utf8');
+      entries = await this.#store.list(this.#prefix);
     } catch (error) {
-      if ((error as { code?: string }).code !== 'ENOENT') {
-        this.#onError(`could not read ${this.#path}`, error);
-      }
+      this.#onError('could not read the handled update ids', error);
       return;
     }
-    try {
-      const { handled } = JSON.parse(text) as { handled?: unknown };
-      if (!Array.isArray(handled)) throw new TypeError('no "handled" list');
-      const cutoff = this.#now() - handledLifetimeMs;
-      for (const pair of handled) {
-        if (!Array.isArray(pair)) continue;
-        const [id, at] = pair as unknown[];
-        if (typeof id === 'number' && typeof at === 'number' && at >= cutoff) this.#ids.set(id, at);
-      }
-    } catch (error) {
-      this.#onError(`ignoring ${this.#path}, which is not a list of handled updates`, error);
-    }
+    const cutoff = this.#now() - handledLifetimeMs;
+    const batches = entries
+      .map((entry) => entry.value)
+      .filter(isBatch)
+      .filter((batch) => batch.at >= cutoff)
+      .sort((a, b) => a.at - b.at);
+    for (const batch of batches) for (const id of batch.ids) this.#remember(id, batch.at);
   }
 }

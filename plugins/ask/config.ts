@@ -68,12 +68,15 @@ export const askConfig = z.strictObject({
     .strictObject({
       /** Question-and-answer pairs remembered per conversation. */
       turns: z.number().int().nonnegative().default(20),
-      /** The SQLite file; `:memory:` keeps nothing across restarts. */
-      path: z.string().min(1).default('.chorus/ask.sqlite'),
+      /**
+       * A SQLite file of the memory's own; `:memory:` keeps nothing across restarts. Unset (the
+       * default): conversations are kept in the bot's state store (`state.path`).
+       */
+      path: z.string().min(1).optional(),
       /** Characters of history sent with a question; older turns are left out. */
       maxChars: z.number().int().nonnegative().default(40_000),
     })
-    .default({ turns: 20, path: '.chorus/ask.sqlite', maxChars: 40_000 }),
+    .default({ turns: 20, maxChars: 40_000 }),
   /** Characters of one model's answer; the rest is not read, and the answer says it was cut. */
   maxAnswerChars: z.number().int().positive().default(20_000),
   /**

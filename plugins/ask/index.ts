@@ -2,7 +2,7 @@
  * The `ask` plugin: questions to one or several LLMs, each answer streaming into the chat as the
  * model writes it. Triggers: `/ask`, `/ask@all` (every model), a mention of the bot, a reply to
  * the bot, or any message in a private chat (each configurable). Conversations are remembered in
- * SQLite and survive restarts; `/reset` forgets one.
+ * the bot's store (or a file of their own) and survive restarts; `/reset` forgets one.
  *
  * A user's second question while the first is still streaming waits its turn (it is not dropped
  * and does not cut the first short), so the second answer sees the first in its history; past
@@ -22,7 +22,7 @@ import {
 import { type ChatBackend, type ChatMessage, createChatBackend } from './backends.ts';
 import { askConfig } from './config.ts';
 import { type DemoChatServer, startDemoChatServer } from './demo.ts';
-import { ConversationStore } from './memory.ts';
+import { ConversationMemory } from './memory.ts';
 import { strings } from './strings.ts';
 
 /** Which conversation a message belongs to: the chat in private, the chat and user in groups. */
@@ -66,9 +66,11 @@ export const plugin = definePlugin({
         limiter: createLimiter(backendConfig.concurrency),
       }));
     for (const backend of config.backends) ctx.secret(backend.apiKey, ...Object.values(backend.headers));
-    const store = ConversationStore.open(config.memory.path, {
+    const store = await ConversationMemory.open({
       turns: config.memory.turns,
       maxChars: config.memory.maxChars,
+      store: ctx.store,
+      ...(config.memory.path !== undefined && { path: config.memory.path }),
       clock: ctx.clock,
       log: ctx.log,
     });
@@ -194,8 +196,10 @@ export const plugin = definePlugin({
             event.type === 'end' ? 'done' : 'failed',
             event.type === 'error' ? event.error : undefined,
           );
-          for (const sent of result.messages)
-            for (const id of sent.ids) await store.link(chatKey(c), id, conversation);
+          // In a private chat a reply to the bot continues the chat's conversation anyway.
+          if (c.chat.kind !== 'private')
+            for (const sent of result.messages)
+              for (const id of sent.ids) await store.link(chatKey(c), id, conversation);
           if (result.outcome === 'done') answers.set(event.key, texts.get(event.key) ?? '');
         }
         // The first model's answer is the one the conversation goes on from.

@@ -1,132 +1,96 @@
 /**
- * Conversation memory in an embedded SQLite file (better-sqlite3), so a restart forgets nothing:
- * the last turns of each conversation, and which bot message belongs to which conversation (a
- * reply to the bot continues that thread).
+ * Conversation memory on a `Store`, so a restart forgets nothing: the last turns of each
+ * conversation, and which bot message belongs to which conversation (a reply to the bot continues
+ * that thread).
  *
- * SQLite calls are synchronous, so the store never lets one wait on a lock: the busy timeout is a
- * few milliseconds, and a busy database is retried later on the clock, with the event loop free
- * in between. A write that still fails is logged and reported to the caller. A file that cannot
- * be opened, read or written at start (corrupt, read-only, a directory) turns memory off with one
- * log line naming the path and the reason, and the bot runs on without it. A file deleted while
- * the bot runs is noticed and started again.
+ * One value per conversation, `c:<conversation>`: its messages as a flat list of strings, question
+ * and answer in turn, oldest first. One read gives a history and one write saves a turn, with no
+ * per-message rows; the SQLite store compresses such values, so five turns take about half their
+ * text. A bot message's conversation is `m:<[chat, message]>`, kept for group chats only (in a
+ * private chat a reply always continues the chat's own conversation).
+ *
+ * The store is the bot's (`ctx.store`, `state.path`) unless `memory.path` names a file of the
+ * plugin's own. A store that fails never stops an answer: the failure is logged, a turn that could
+ * not be saved is reported to the caller, and an own file that cannot be opened at start (corrupt,
+ * read-only, a directory) turns memory off with one log line. An own file deleted while the bot
+ * runs is noticed and started again.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { type Clock, type Logger, silentLogger, sleep, systemClock } from 'chorus-bot';
+import { existsSync } from 'node:fs';
+import {
+  type Clock,
+  type Logger,
+  MemoryStore,
+  openSqliteStore,
+  type Store,
+  silentLogger,
+  sleep,
+  systemClock,
+} from 'chorus-bot';
 import type { ChatMessage } from './backends.ts';
 
-/** Options of {@link ConversationStore.open}. */
-export interface StoreOptions {
+/** Options of {@link ConversationMemory.open}. */
+export interface MemoryOptions {
   /** Question-and-answer pairs kept per conversation. */
   readonly turns: number;
   /** Characters of history given back for one question; older messages are left out. */
   readonly maxChars?: number;
+  /** The store to keep conversations in: the plugin's namespace of the bot's store. */
+  readonly store?: Store;
+  /** A file of memory's own instead (`:memory:`: in this process only). */
+  readonly path?: string;
   readonly clock?: Clock;
   readonly log?: Logger;
 }
 
-/** How long one SQLite call may wait for a lock, blocking the event loop. */
+/** How long one SQLite call on an own file may wait for a lock, blocking the event loop. */
 export const busyTimeoutMs = 10;
-/** Pauses between retries of a busy database, on the clock: about 1.5 s in all. */
-const retryDelaysMs = [20, 50, 100, 200, 400, 800];
-const schemaVersion = 1;
+/** How long a busy own file is retried, with the event loop free, before a write fails. */
+export const busyRetryMs = 1500;
+/** How long one process may hold a conversation while it saves a turn. */
+const saveLockMs = 10_000;
+/** Pauses while another process saves a turn of the same conversation: about 1.5 s in all. */
+const lockRetryDelaysMs = [20, 50, 100, 200, 400, 800];
 
-type Statements = ReturnType<typeof prepare>;
+const conversationKey = (conversation: string) => `c:${conversation}`;
+const messageKey = (chatKey: string, messageId: string) => `m:${JSON.stringify([chatKey, messageId])}`;
 
-function prepare(db: Database.Database) {
-  return {
-    insert: db.prepare<[string, string, string]>(
-      'INSERT INTO turns (conversation, role, content) VALUES (?, ?, ?)',
-    ),
-    prune: db.prepare<[string, string, number]>(
-      'DELETE FROM turns WHERE conversation = ? AND seq <= (SELECT seq FROM turns WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
-    ),
-    history: db.prepare<[string, number], { role: ChatMessage['role']; content: string }>(
-      'SELECT role, content FROM turns WHERE conversation = ? ORDER BY seq DESC LIMIT ?',
-    ),
-    reset: db.prepare<[string]>('DELETE FROM turns WHERE conversation = ?'),
-    link: db.prepare<[string, string, string]>(
-      'INSERT OR REPLACE INTO bot_messages (message, conversation) VALUES (? || char(0) || ?, ?)',
-    ),
-    lookup: db.prepare<[string], { conversation: string }>(
-      'SELECT conversation FROM bot_messages WHERE message = ?',
-    ),
-    count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM turns'),
-  };
-}
-
-function openDatabase(path: string): Database.Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path, { timeout: busyTimeoutMs });
-  try {
-    db.pragma('journal_mode = WAL');
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS turns (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        conversation TEXT NOT NULL,
-        role TEXT NOT NULL,
-        content TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation, seq);
-      CREATE TABLE IF NOT EXISTS bot_messages (
-        message TEXT PRIMARY KEY,
-        conversation TEXT NOT NULL
-      ) WITHOUT ROWID;
-    `);
-    // A write at start, so a file the bot may read but not write is found now, not at the first answer.
-    db.pragma(`user_version = ${schemaVersion}`);
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return db;
-}
-
-const isBusy = (error: unknown) =>
-  typeof (error as { code?: unknown })?.code === 'string' &&
-  /^SQLITE_(BUSY|LOCKED)/.test((error as { code: string }).code);
-
-/** The store of every conversation. Memory may be off: then it remembers nothing, and says so. */
-export class ConversationStore {
-  readonly path: string;
+/** Every conversation's memory. It may be off: then it remembers nothing, and says so. */
+export class ConversationMemory {
+  /** The own file, when memory has one. */
+  readonly path: string | undefined;
   readonly #turns: number;
   readonly #maxChars: number;
   readonly #clock: Clock;
   readonly #log: Logger;
-  #db: Database.Database | undefined;
-  #statements: Statements | undefined;
+  #store: Store | undefined;
+  /** Saves of each conversation in this process, one after another (a save reads, then writes). */
+  readonly #saving = new Map<string, Promise<unknown>>();
+  #reopening: Promise<void> | undefined;
 
-  private constructor(path: string, options: StoreOptions, db: Database.Database | undefined) {
-    this.path = path;
+  private constructor(options: MemoryOptions, store: Store | undefined) {
+    this.path = options.path;
     this.#turns = options.turns;
     this.#maxChars = options.maxChars ?? 40_000;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log ?? silentLogger;
-    this.#db = db;
-    this.#statements = db && prepare(db);
+    this.#store = store;
   }
 
   /**
-   * Opens (or creates) the store at `path`; `:memory:` keeps nothing across restarts. Never
-   * throws: a file that cannot be used gives a store with memory off, and one error line.
+   * The memory in `options.path` when it is given, otherwise in `options.store`. Never throws: a
+   * file that cannot be used gives memory that is off, and one error line.
    */
-  static open(path: string, options: StoreOptions): ConversationStore {
-    try {
-      return new ConversationStore(path, options, openDatabase(path));
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      (options.log ?? silentLogger).error('conversation memory is off: cannot use its file', {
-        path,
-        reason,
-      });
-      return new ConversationStore(path, options, undefined);
-    }
+  static async open(options: MemoryOptions): Promise<ConversationMemory> {
+    const { path } = options;
+    if (path === undefined) return new ConversationMemory(options, options.store ?? new MemoryStore());
+    if (path === ':memory:') return new ConversationMemory(options, new MemoryStore());
+    const store = await openOwnFile(path, options.log ?? silentLogger);
+    return new ConversationMemory(options, store);
   }
 
-  /** False when memory is off (the file could not be used at start). */
+  /** False when memory is off (its file could not be used at start). */
   get enabled(): boolean {
-    return this.#db !== undefined;
+    return this.#store !== undefined;
   }
 
   /**
@@ -135,15 +99,17 @@ export class ConversationStore {
    */
   async history(conversation: string): Promise<ChatMessage[]> {
     if (this.#turns === 0) return [];
-    const rows = await this.#attempt('read history', (s) =>
-      s.history.all(conversation, this.#turns * 2),
-    ).catch(() => []);
+    const texts = await this.#attempt('read history', (store) =>
+      store.get<string[]>(conversationKey(conversation)),
+    ).catch(() => undefined);
     const kept: ChatMessage[] = [];
     let chars = 0;
-    for (const row of rows ?? []) {
-      chars += row.content.length;
+    const list = texts ?? [];
+    for (let index = list.length - 1; index >= 0; index--) {
+      const content = list[index]!;
+      chars += content.length;
       if (chars > this.#maxChars) break;
-      kept.push(row);
+      kept.push({ role: index % 2 === 0 ? 'user' : 'assistant', content });
     }
     // A history must not start with an answer whose question was left out.
     if (kept.at(-1)?.role === 'assistant') kept.pop();
@@ -155,86 +121,120 @@ export class ConversationStore {
    * with false when the turn could not be saved (the reason is logged).
    */
   async remember(conversation: string, question: string, answer: string): Promise<boolean> {
-    if (!this.#db) return false;
-    return this.#attempt('save a turn', (s) => {
-      this.#db!.transaction(() => {
-        s.insert.run(conversation, 'user', question);
-        s.insert.run(conversation, 'assistant', answer);
-        s.prune.run(conversation, conversation, this.#turns * 2);
-      })();
-      return true;
+    if (!this.#store || this.#turns === 0) return false;
+    const previous = this.#saving.get(conversation) ?? Promise.resolve();
+    const saving = previous.then(() => this.#save(conversation, question, answer));
+    this.#saving.set(conversation, saving);
+    try {
+      return await saving;
+    } finally {
+      if (this.#saving.get(conversation) === saving) this.#saving.delete(conversation);
+    }
+  }
+
+  /** Forgets a conversation. Resolves with how many messages went, or undefined when it failed. */
+  async reset(conversation: string): Promise<number | undefined> {
+    return this.#attempt('forget a conversation', async (store) => {
+      const texts = await store.get<string[]>(conversationKey(conversation));
+      await store.delete(conversationKey(conversation));
+      return texts?.length ?? 0;
+    }).catch(() => undefined);
+  }
+
+  /** Records that the bot's message `messageId` in chat `chatKey` answers within `conversation`. */
+  async link(chatKey: string, messageId: string, conversation: string): Promise<void> {
+    await this.#attempt('link a message', (store) =>
+      store.set(messageKey(chatKey, messageId), conversation),
+    ).catch(() => {});
+  }
+
+  /** The conversation a bot message belongs to, if known. */
+  async conversationOf(chatKey: string, messageId: string): Promise<string | undefined> {
+    const found = await this.#attempt('look up a message', (store) =>
+      store.get<string>(messageKey(chatKey, messageId)),
+    ).catch(() => undefined);
+    return typeof found === 'string' ? found : undefined;
+  }
+
+  /** Closes an own file; the bot's store is the bot's to close. */
+  async close(): Promise<void> {
+    const store = this.#store;
+    this.#store = undefined;
+    if (store && this.path !== undefined) await store.close();
+  }
+
+  async #save(conversation: string, question: string, answer: string): Promise<boolean> {
+    return this.#attempt('save a turn', async (store) => {
+      const lock = await this.#lock(store, conversation);
+      try {
+        const key = conversationKey(conversation);
+        const texts = (await store.get<string[]>(key)) ?? [];
+        await store.set(key, [...texts, question, answer].slice(-2 * this.#turns));
+        return true;
+      } finally {
+        await lock.release();
+      }
     }).then(
       (saved) => saved ?? false,
       () => false,
     );
   }
 
-  /** Forgets a conversation. Resolves with how many messages went, or undefined when it failed. */
-  async reset(conversation: string): Promise<number | undefined> {
-    return this.#attempt('forget a conversation', (s) => s.reset.run(conversation).changes).catch(
-      () => undefined,
-    );
-  }
-
-  /** Records that the bot's message `messageId` in chat `chatKey` answers within `conversation`. */
-  async link(chatKey: string, messageId: string, conversation: string): Promise<void> {
-    await this.#attempt('link a message', (s) => s.link.run(chatKey, messageId, conversation)).catch(
-      () => {},
-    );
-  }
-
-  /** The conversation a bot message belongs to, if known. */
-  async conversationOf(chatKey: string, messageId: string): Promise<string | undefined> {
-    const row = await this.#attempt('look up a message', (s) =>
-      s.lookup.get(`${chatKey}\u0000${messageId}`),
-    ).catch(() => undefined);
-    return row?.conversation;
-  }
-
-  /** Messages stored, across all conversations. */
-  size(): number {
-    return this.#statements?.count.get()?.n ?? 0;
-  }
-
-  close(): void {
-    this.#db?.close();
-    this.#db = undefined;
-    this.#statements = undefined;
+  /** Holds the conversation against another process saving a turn of it at the same moment. */
+  async #lock(store: Store, conversation: string) {
+    for (const delay of [...lockRetryDelaysMs, undefined]) {
+      const lock = await store.lock(`lock:${conversation}`, saveLockMs);
+      if (lock) return lock;
+      if (delay === undefined) break;
+      await sleep(this.#clock, delay);
+    }
+    throw new Error('another process kept the conversation locked');
   }
 
   /**
-   * Runs `work` with the statements; a busy database is retried after a pause on the clock.
-   * Resolves with undefined when memory is off; rejects (after logging) when the work fails.
+   * Runs `work` on the store. Resolves with undefined when memory is off; rejects (after logging)
+   * when the work fails.
    */
-  async #attempt<T>(what: string, work: (statements: Statements) => T): Promise<T | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      this.#reopenIfDeleted();
-      if (!this.#statements) return undefined;
-      try {
-        return work(this.#statements);
-      } catch (error) {
-        const delay = retryDelaysMs[attempt];
-        if (isBusy(error) && delay !== undefined) {
-          await sleep(this.#clock, delay);
-          continue;
-        }
-        this.#log.error(`conversation memory: could not ${what}`, { path: this.path, error });
-        throw error;
-      }
+  async #attempt<T>(what: string, work: (store: Store) => Promise<T>): Promise<T | undefined> {
+    await this.#reopenIfDeleted();
+    const store = this.#store;
+    if (!store) return undefined;
+    try {
+      return await work(store);
+    } catch (error) {
+      this.#log.error(`conversation memory: could not ${what}`, {
+        ...(this.path !== undefined && { path: this.path }),
+        error,
+      });
+      throw error;
     }
   }
 
-  /** A file deleted under a running bot would swallow every later write: start a new one. */
-  #reopenIfDeleted(): void {
-    if (!this.#db || this.path === ':memory:' || existsSync(this.path)) return;
-    this.#log.warn('conversation memory: its file was deleted; starting a new one', { path: this.path });
-    this.close();
+  /** An own file deleted under a running bot would swallow every later write: start a new one. */
+  async #reopenIfDeleted(): Promise<void> {
+    const { path } = this;
+    if (this.#reopening) return this.#reopening;
+    if (!this.#store || path === undefined || path === ':memory:' || existsSync(path)) return;
+    this.#log.warn('conversation memory: its file was deleted; starting a new one', { path });
+    const old = this.#store;
+    this.#reopening = (async () => {
+      await old.close();
+      this.#store = await openOwnFile(path, this.#log);
+    })();
     try {
-      this.#db = openDatabase(this.path);
-      this.#statements = prepare(this.#db);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      this.#log.error('conversation memory is off: cannot use its file', { path: this.path, reason });
+      await this.#reopening;
+    } finally {
+      this.#reopening = undefined;
     }
+  }
+}
+
+async function openOwnFile(path: string, log: Logger): Promise<Store | undefined> {
+  try {
+    return await openSqliteStore(path, { busyTimeoutMs, busyRetryMs });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    log.error('conversation memory is off: cannot use its file', { path, reason });
+    return undefined;
   }
 }

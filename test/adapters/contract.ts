@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Adapter, AdapterHost } from '../../src/adapter.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ButtonPress, IncomingMessage } from '../../src/message.ts';
+import { MemoryStore } from '../../src/store.ts';
 
 export interface ContractHarness {
   readonly adapter: Adapter;
@@ -43,6 +44,7 @@ function recordingHost() {
   let ended = false;
   const host: AdapterHost = {
     log: createLogger({ level: 'silent' }),
+    store: new MemoryStore(),
     receive: async (message) => void messages.push(message),
     press: async (press) => void presses.push(press),
     inputEnded: () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createTelegramAdapter } from '../../adapters/telegram/index.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { adapterContract } from './contract.ts';
@@ -14,7 +11,6 @@ adapterContract(
     const adapter = createTelegramAdapter({
       token: fake.token,
       apiRoot: fake.url,
-      stateDir: mkdtempSync(join(tmpdir(), 'chorus-tg-')),
     });
     const fromBot = () => fake.chatMessages(chat.id).filter((m) => m.from?.id === fake.bot.id);
     return {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { createBot, type PluginEntry } from '../../src/bot.ts';
 import { HttpServer } from '../../src/http-server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { MemoryStore, openSqliteStore, type Store } from '../../src/store.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
 import { startFakeLlm } from '../fakes/llm.ts';
 import { FakeTelegram, parseTelegramHtml } from '../fakes/telegram/server.ts';
@@ -45,7 +46,7 @@ async function start(options: {
   plugins?: PluginEntry[];
   fake?: FakeTelegram;
   adapter?: Partial<TelegramAdapterOptions>;
-  stateDir?: string;
+  store?: Store;
   logs?: string[];
   httpServer?: HttpServer;
 }) {
@@ -54,7 +55,6 @@ async function start(options: {
   const adapter = createTelegramAdapter({
     token: fake.token,
     apiRoot: fake.url,
-    stateDir: options.stateDir ?? mkdtempSync(join(tmpdir(), 'chorus-tg-')),
     ...options.adapter,
   });
   const logs = options.logs ?? [];
@@ -63,6 +63,7 @@ async function start(options: {
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
     ...(options.httpServer && { httpServer: options.httpServer }),
+    ...(options.store && { store: options.store }),
   });
   await bot.start();
   let stopped = false;
@@ -226,9 +227,10 @@ describe('telegram adapter with the real grammY client', () => {
   it('loses no update across a restart and handles none twice, even one redelivered after a crash', async () => {
     const fake = await new FakeTelegram({ limits: { perChatMs: 0 } }).start();
     cleanups.push(() => fake.close());
-    const stateDir = mkdtempSync(join(tmpdir(), 'chorus-tg-'));
+    const store = await openSqliteStore(join(mkdtempSync(join(tmpdir(), 'chorus-tg-')), 'state.sqlite'));
+    cleanups.push(() => store.close());
     const logs: string[] = [];
-    const first = await start({ fake, stateDir, logs });
+    const first = await start({ fake, store, logs });
     fake.userSays(privateChat, ann, '/echo before');
     await eventually(
       () => botMessages(fake, privateChat.id).length,
@@ -242,7 +244,7 @@ describe('telegram adapter with the real grammY client', () => {
     fake.userSays(privateChat, ann, '/echo while down 1');
     fake.userSays(privateChat, ann, '/echo while down 2');
     fake.redeliver(100);
-    await start({ fake, stateDir, logs });
+    await start({ fake, store, logs });
     await eventually(
       () => botMessages(fake, privateChat.id).length,
       (n) => n >= 3,
@@ -274,10 +276,10 @@ describe('telegram adapter with the real grammY client', () => {
   });
 
   it('is never silenced when update ids go down (another token or server, or a week of silence)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'chorus-tg-'));
+    const store = new MemoryStore();
     const high = await new FakeTelegram({ limits: { perChatMs: 0 }, firstUpdateId: 900_000 }).start();
     cleanups.push(() => high.close());
-    const first = await start({ fake: high, stateDir });
+    const first = await start({ fake: high, store, adapter: { name: 'first' } });
     high.userSays(privateChat, ann, '/echo high');
     await eventually(
       () => botMessages(high, privateChat.id).length,
@@ -288,7 +290,7 @@ describe('telegram adapter with the real grammY client', () => {
     // The same bot, and Telegram now counts from far lower.
     const low = await new FakeTelegram({ limits: { perChatMs: 0 }, firstUpdateId: 5 }).start();
     cleanups.push(() => low.close());
-    await start({ fake: low, stateDir });
+    await start({ fake: low, store, adapter: { name: 'renamed' } });
     low.userSays(privateChat, ann, '/echo low 1');
     low.userSays(privateChat, ann, '/echo low 2');
     await eventually(
@@ -305,15 +307,17 @@ describe('telegram adapter with the real grammY client', () => {
         .sort(),
     ).toEqual(['low 1', 'low 2']);
     // What is remembered is the bot's (by its id), whatever the adapter instance is called.
-    expect(readdirSync(stateDir)).toEqual([`telegram-${high.token.split(':')[0]}.json`]);
+    const keys = (await store.list('')).map((entry) => entry.key);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const key of keys)
+      expect(key).toMatch(new RegExp(`^adapter:telegram:handled:${high.token.split(':')[0]}:`));
   });
 
   it('rides out a network outage with growing waits, then carries on', async () => {
     const down = await new FakeTelegram().start();
     const port = Number(new URL(down.url).port);
     const logs: string[] = [];
-    const stateDir = mkdtempSync(join(tmpdir(), 'chorus-tg-'));
-    await start({ fake: down, stateDir, logs });
+    await start({ fake: down, logs });
     await down.close();
     await eventually(
       () => logs.filter((l) => l.includes('telegram unreachable, retrying')).length,
@@ -518,7 +522,6 @@ describe('telegram adapter with the real grammY client', () => {
     const adapter = createTelegramAdapter({
       token,
       apiRoot: fake.url,
-      stateDir: mkdtempSync(join(tmpdir(), 'chorus-tg-')),
       maxRetries: 0,
     });
     const bot = createBot({

@@ -46,8 +46,9 @@ async function world(): Promise<World> {
     '    token: ${TELEGRAM_BOT_TOKEN}',
     `    apiRoot: ${telegram.url}`,
     '    mode: polling',
-    `    stateDir: ${dir}/state`,
     ...backends.plugins(dir, 1),
+    'state:',
+    `  path: ${dir}/state/state.sqlite`,
     '',
   ].join('\n');
   return { ...backends, telegram, dir, config };

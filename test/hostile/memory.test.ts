@@ -1,7 +1,7 @@
 /**
- * The ask plugin's SQLite memory under faults: a file another process keeps locked, a read-only
- * file, a corrupt file, a file deleted under the bot. None of them may block the event loop, stop
- * the bot, or lose a turn without a word.
+ * The ask plugin's memory in a SQLite file of its own (`memory.path`) under faults: a file another
+ * process keeps locked, a read-only file, a corrupt file, a file deleted under the bot. None of
+ * them may block the event loop, stop the bot, or lose a turn without a word.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as ask } from '../../plugins/ask/index.ts';
-import { busyTimeoutMs, ConversationStore } from '../../plugins/ask/memory.ts';
+import { busyTimeoutMs, ConversationMemory } from '../../plugins/ask/memory.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createTestBot, FakeClock, flush, type TestBot } from '../../src/testing.ts';
+import { openSqliteStore } from '../../src/store.ts';
+import { createTestBot, type TestBot } from '../../src/testing.ts';
 import { type FakeServer, startFakeServer } from '../fakes/http.ts';
 
 let dir: string;
@@ -71,7 +72,7 @@ async function startBot(path: string) {
 function holdLock(path: string): () => void {
   const other = new Database(path);
   other.exec('BEGIN IMMEDIATE');
-  other.prepare('INSERT INTO turns (conversation, role, content) VALUES (?, ?, ?)').run('x', 'user', 'x');
+  other.prepare('INSERT INTO kv (key, value) VALUES (?, ?)').run('x', '"x"');
   return () => {
     other.exec('ROLLBACK');
     other.close();
@@ -79,34 +80,30 @@ function holdLock(path: string): () => void {
 }
 
 describe('conversation memory faults', () => {
-  it('a locked file: the store waits on the clock, never holding the event loop, and saves once free', async () => {
+  it('a locked file: the memory waits without holding the event loop, and saves once free', async () => {
     const path = join(dir, 'ask.sqlite');
-    const clock = new FakeClock();
-    const store = ConversationStore.open(path, { turns: 5, clock, log: log() });
+    const memory = await ConversationMemory.open({ path, turns: 5, log: log() });
     const release = holdLock(path);
     let saved: boolean | undefined;
-    void store.remember('c', 'q', 'a').then((value) => {
+    const saving = memory.remember('c', 'q', 'a').then((value) => {
       saved = value;
     });
     // Each try waits at most busyTimeoutMs on SQLite; between tries the loop runs other work.
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 1);
-    await clock.tick(20);
-    await clock.tick(50);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await new Promise((resolve) => setTimeout(resolve, 60));
     clearInterval(ticker);
     expect(ticks).toBeGreaterThan(3);
     expect(saved).toBeUndefined();
     release();
-    await clock.tick(100);
-    await flush();
+    await saving;
     expect(saved).toBe(true);
-    expect(await store.history('c')).toEqual([
+    expect(await memory.history('c')).toEqual([
       { role: 'user', content: 'q' },
       { role: 'assistant', content: 'a' },
     ]);
     expect(busyTimeoutMs).toBeLessThanOrEqual(10);
-    store.close();
+    await memory.close();
   });
 
   it('a file locked for good: the turn is not saved, the log says why, and the user is told', async () => {
@@ -128,7 +125,7 @@ describe('conversation memory faults', () => {
     const corrupt = join(dir, 'corrupt.sqlite');
     writeFileSync(corrupt, 'not a database, just text that happens to be here. '.repeat(200));
     const readOnly = join(dir, 'readonly.sqlite');
-    ConversationStore.open(readOnly, { turns: 5 }).close();
+    await (await openSqliteStore(readOnly)).close();
     rmSync(`${readOnly}-wal`, { force: true });
     rmSync(`${readOnly}-shm`, { force: true });
     makeReadOnly(readOnly);
@@ -157,8 +154,8 @@ describe('conversation memory faults', () => {
     await kit.run(kit.send('/ask second'));
     expect(logs.some((line) => line.includes('its file was deleted; starting a new one'))).toBe(true);
     expect(existsSync(path)).toBe(true);
-    const reopened = ConversationStore.open(path, { turns: 5 });
-    expect(reopened.size()).toBe(2);
-    reopened.close();
+    const reopened = await ConversationMemory.open({ path, turns: 5 });
+    expect((await reopened.history('mock:chat-1')).map((m) => m.content)).toEqual(['second', 'an answer']);
+    await reopened.close();
   });
 });

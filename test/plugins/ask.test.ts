@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { RateLimitError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
+import { MemoryStore } from '../../src/store.ts';
 import { createTestBot, type MockAdapterOptions, type TestBot } from '../../src/testing.ts';
 import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
 
@@ -236,6 +237,44 @@ describe('ask: conversations', () => {
     expect(kit.adapter.texts('g').at(-1)).toBe('Forgot this conversation (4 messages).');
     await kit.run(kit.send('@chorus_bot five', { ...group, user: { id: 'ann' } }));
     expect(llm.requests.at(-1)!.body.messages.map((m) => m.content)).toEqual(['five']);
+  });
+
+  it("keeps conversations in the bot's store by default: one compact value each, in the plugin's namespace, across a restart", async () => {
+    llm.script('m', echo);
+    const store = new MemoryStore();
+    const withStore = async () => {
+      const kit = await createTestBot({
+        plugins: [
+          { plugin: ask, config: { backends: [openai('m')], editIntervalMs: 0, memory: { turns: 2 } } },
+        ],
+        realTime: true,
+        store,
+      });
+      kits.push(kit);
+      return kit;
+    };
+    const first = await withStore();
+    for (const question of ['one', 'two', 'three']) await first.run(first.send(question));
+    const group = { chat: { id: 'g', kind: 'group' as const }, mentionsBot: true, user: { id: 'ann' } };
+    await first.run(first.send('@chorus_bot in a group', group));
+    await first.stop();
+    kits.splice(kits.indexOf(first), 1);
+    const entries = await store.list('');
+    expect(Object.fromEntries(entries.map((e) => [e.key, e.value]))).toEqual({
+      'plugin:ask:c:mock:chat-1': ['two', 'answer to two (3 msgs)', 'three', 'answer to three (5 msgs)'],
+      'plugin:ask:c:mock:g:ann': ['in a group', 'answer to in a group (1 msgs)'],
+      // Only group answers are linked: in a private chat a reply continues the chat's conversation.
+      [`plugin:ask:m:${JSON.stringify(['mock:g', first.adapter.messages('g').at(-1)!.id])}`]: 'mock:g:ann',
+    });
+    const second = await withStore();
+    await second.run(second.send('four'));
+    expect(llm.requests.at(-1)!.body.messages.map((m) => m.content)).toEqual([
+      'two',
+      'answer to two (3 msgs)',
+      'three',
+      'answer to three (5 msgs)',
+      'four',
+    ]);
   });
 
   it('memory survives a restart', async () => {

@@ -81,6 +81,8 @@ export interface FakeTelegramOptions {
   };
   /** The first update id (Telegram's are large, and start at random after a week without updates). */
   readonly firstUpdateId?: number;
+  /** Told of every API call as it arrives (the benchmark times replies with it). */
+  readonly onRequest?: (request: Recorded) => void;
 }
 
 const allowedTags = new Set([
@@ -211,6 +213,7 @@ export class FakeTelegram {
   #globalStamps: number[] = [];
   #failures: { method: string; code: number; description: string; retryAfter?: number; times: number }[] = [];
   #nextFileId = 1;
+  readonly #onRequest: ((request: Recorded) => void) | undefined;
 
   constructor(options: FakeTelegramOptions = {}) {
     this.token = options.token ?? '123456789:AAFakeTokenForChorusTests_abcdefghijk';
@@ -222,6 +225,7 @@ export class FakeTelegram {
       ...options.limits,
     };
     this.#nextUpdateId = options.firstUpdateId ?? 100;
+    this.#onRequest = options.onRequest;
   }
 
   /** Listens on `port` (default: a free one). */
@@ -387,6 +391,7 @@ export class FakeTelegram {
       const { params, files } = await readParams(req, url);
       recorded = { method, params, at: Date.now() };
       this.requests.push(recorded);
+      this.#onRequest?.(recorded);
       const delay = this.#delays.get(method);
       if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
       const failure = this.#failures.find((f) => f.method === method && f.times > 0);

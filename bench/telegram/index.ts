@@ -1,0 +1,130 @@
+/**
+ * Messages per second and latency through real grammY clients and the fake Bot API on 127.0.0.1,
+ * the fake in a process of its own and each bot in another: Chorus (adapter, bus, router, job,
+ * outbox, SQLite state store) against grammY with @grammyjs/runner (updates handled concurrently,
+ * the strongest plain baseline) and grammY's sequential `bot.start()`. Budgets are lifted on every
+ * side: this measures the code, not Telegram's limits.
+ *
+ * A burst of 2,000 updates over 200 private chats gives messages/s; then 2,000 more at a steady
+ * 1,000 a second give the latency from an update being queued to its reply reaching the fake, p50
+ * and p99. The bot process's CPU time per message of the burst is the steadiest figure on a busy
+ * machine. Memory is the bot process's peak RSS.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Row } from '../core.ts';
+
+const count = 2000;
+const chats = 200;
+const pacedPerSecond = 1000;
+const contenders = ['chorus', 'runner', 'sequential'] as const;
+type Contender = (typeof contenders)[number];
+
+interface Done {
+  readonly ms: number;
+  readonly latenciesMs: number[];
+}
+
+function spawn(file: string, args: string[]): ChildProcess {
+  return fork(fileURLToPath(new URL(file, import.meta.url)), args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+/** The next IPC message of `type` from `child`. */
+function next<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: { type: string }) => {
+      if (message.type !== type) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(message as T);
+    };
+    const onExit = (code: number | null) => reject(new Error(`child exited (${code}) before "${type}"`));
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+export interface TelegramFigures {
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxRssMb: number;
+  /** The bot process's CPU time (user and system) per message of the burst: robust on a busy machine. */
+  readonly cpuMicrosPerMessage: number;
+}
+
+/** One contender against a fresh fake: a burst, then a paced run. */
+export async function measure(contender: Contender): Promise<TelegramFigures> {
+  const fake = spawn('./fake.ts', []);
+  const { url, token } = await next<{ url: string; token: string }>(fake, 'ready');
+  const bot = spawn('./bot.ts', [contender, url, token]);
+  await next(bot, 'ready');
+  // A short warm-up, so the figures are of running code, not of the JIT's first pass.
+  fake.send({ type: 'burst', count: 200, chats });
+  await next<Done>(fake, 'done');
+  const cpu = async () => {
+    bot.send({ type: 'cpu' });
+    return (await next<{ micros: number }>(bot, 'cpu')).micros;
+  };
+  const cpuBefore = await cpu();
+  fake.send({ type: 'burst', count, chats });
+  const burst = await next<Done>(fake, 'done');
+  const cpuMicrosPerMessage = ((await cpu()) - cpuBefore) / count;
+  fake.send({ type: 'paced', count, chats, perSecond: pacedPerSecond });
+  const paced = await next<Done>(fake, 'done');
+  bot.send({ type: 'stop' });
+  const { maxRssBytes } = await next<{ maxRssBytes: number }>(bot, 'stopped');
+  fake.send({ type: 'close' });
+  await new Promise((resolve) => fake.once('exit', resolve));
+  const sorted = paced.latenciesMs.sort((a, b) => a - b);
+  return {
+    perSecond: (count / burst.ms) * 1000,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    maxRssMb: maxRssBytes / 1024 / 1024,
+    cpuMicrosPerMessage,
+  };
+}
+
+const labels: Record<Contender, string> = {
+  chorus: 'Chorus',
+  runner: 'grammY + @grammyjs/runner',
+  sequential: 'grammY, sequential bot.start()',
+};
+
+export async function benchTelegram(): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const contender of contenders) {
+    const figures = await measure(contender);
+    rows.push(
+      {
+        name: `telegram: ${labels[contender]}: messages/s`,
+        value: figures.perSecond.toFixed(0),
+        note: `burst of ${count} over ${chats} chats, fake Bot API in its own process`,
+      },
+      {
+        name: `telegram: ${labels[contender]}: latency p50 / p99 (ms)`,
+        value: `${figures.p50Ms.toFixed(1)} / ${figures.p99Ms.toFixed(1)}`,
+        note: `${count} at ${pacedPerSecond}/s`,
+      },
+      {
+        name: `telegram: ${labels[contender]}: bot CPU per message (µs)`,
+        value: figures.cpuMicrosPerMessage.toFixed(0),
+        note: 'user + system, during the burst',
+      },
+      { name: `telegram: ${labels[contender]}: peak RSS (MB)`, value: figures.maxRssMb.toFixed(0) },
+    );
+  }
+  return rows;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const row of await benchTelegram())
+    process.stdout.write(`${row.name}  ${row.value}  ${row.note ?? ''}\n`);
+}
