@@ -58,6 +58,14 @@ export interface BotOptions {
 interface Job {
   readonly event: JobEvent;
   readonly controller: AbortController;
+  /** Resolves once the job has ended and its statuses are finished. */
+  readonly ended: Promise<void>;
+}
+
+/** Options of {@link Bot.reloadPlugin}. */
+export interface ReloadOptions {
+  /** How long the plugin's running jobs may take to finish before they are cancelled. Default 3 s. */
+  readonly graceMs?: number;
 }
 
 /** The name of the core's own button action that cancels the presser's jobs. */
@@ -93,6 +101,12 @@ export class Bot {
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
+  /** While plugins are swapped, messages and button presses wait for this. */
+  #swapping: Promise<void> | undefined;
+  #openIntake: (() => void) | undefined;
+  #swapsPending = 0;
+  /** Reloads run one at a time. */
+  #reloads: Promise<unknown> = Promise.resolve();
   #resolveStopped!: () => void;
   /** Resolves once the bot has stopped, however the stop began. */
   readonly stopped = new Promise<void>((resolve) => {
@@ -189,6 +203,82 @@ export class Bot {
   stop(options: { drain?: boolean } = {}): Promise<void> {
     this.#stopping ??= this.#shutdown(options.drain ?? false);
     return this.#stopping;
+  }
+
+  /**
+   * Swaps the running plugin called `name` for `entry` (a new version of its code or config), adds
+   * it if none runs, or stops it when `entry` is undefined; the adapters go on. The config is
+   * checked first: a bad one changes nothing. While the swap runs, new messages wait (none is lost);
+   * the plugin's running jobs get `graceMs` to finish, then are cancelled ("Stopped: the plugin was
+   * reloaded."), and its scheduled jobs wait and run with the new version. When the new setup
+   * throws, the old version is set up again and the error is thrown.
+   */
+  reloadPlugin(name: string, entry: PluginEntry | undefined, options: ReloadOptions = {}): Promise<void> {
+    // Held from the call on, so a message that comes after it meets the new version.
+    if (this.#swapsPending++ === 0) {
+      this.#swapping = new Promise<void>((resolve) => {
+        this.#openIntake = resolve;
+      });
+    }
+    const run = this.#reloads
+      .then(() => this.#reloadNow(name, entry, options.graceMs ?? 3_000))
+      .finally(() => {
+        if (--this.#swapsPending > 0) return;
+        this.#swapping = undefined;
+        this.#openIntake?.();
+      });
+    this.#reloads = run.catch(() => {});
+    return run;
+  }
+
+  async #reloadNow(name: string, entry: PluginEntry | undefined, graceMs: number): Promise<void> {
+    if (this.#state !== 'running')
+      throw new ChorusError('BOT_STATE', `cannot reload a plugin of a bot that is ${this.#state}`);
+    if (entry && entry.plugin.name !== name) {
+      throw new ConfigError([`plugins.${name}: the plugin found is called "${entry.plugin.name}"`]);
+    }
+    const config = entry ? await this.#host.validate(entry) : undefined;
+    this.#scheduler.pause(name);
+    const commandsBefore = JSON.stringify(this.commands());
+    try {
+      await this.#endJobsOf(name, graceMs);
+      await this.#host.replace(name, entry?.plugin, config);
+    } finally {
+      await this.#scheduler.resume(name);
+    }
+    if (JSON.stringify(this.commands()) !== commandsBefore) await this.#registerCommands();
+  }
+
+  /** Lets `plugin`'s running jobs finish for `graceMs`, then cancels the rest and waits for them. */
+  async #endJobsOf(plugin: string, graceMs: number): Promise<void> {
+    const jobs = [...this.#jobs.values()].filter((job) => job.event.plugin === plugin);
+    if (jobs.length === 0) return;
+    const allEnded = Promise.all(jobs.map((job) => job.ended));
+    const controller = new AbortController();
+    await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
+    controller.abort();
+    const running = jobs.filter((job) => this.#jobs.has(job.event.jobId));
+    for (const job of running) job.controller.abort(new CancelledError('reload'));
+    if (running.length > 0) {
+      this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
+    }
+    await this.#bounded(allEnded, `jobs of ${plugin}`);
+  }
+
+  /** Tells each adapter that can show a command menu what the commands are. */
+  async #registerCommands(): Promise<void> {
+    const specs: CommandSpec[] = [
+      ...this.commands().map((entry) => entry.spec),
+      { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
+    ];
+    for (const adapter of this.#adapters.values()) {
+      if (!adapter.registerCommands) continue;
+      await adapter
+        .registerCommands(specs)
+        .catch((error: unknown) =>
+          this.log.warn('could not register commands', { adapter: adapter.name, error }),
+        );
+    }
   }
 
   /** The jobs running now. */
@@ -300,6 +390,7 @@ export class Bot {
    */
   async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
+    while (this.#swapping) await this.#swapping;
     if (this.#state !== 'running' || incoming.sender.isBot) return;
     // Half a surrogate pair breaks every encoder downstream (URLs, JSON for a backend).
     const text = wellFormed(incoming.text);
@@ -351,6 +442,7 @@ export class Bot {
   }
 
   async #press(press: ButtonPress): Promise<void> {
+    while (this.#swapping) await this.#swapping;
     if (this.#state !== 'running') return;
     if (press.action === cancelAction) {
       this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
@@ -404,7 +496,10 @@ export class Bot {
   }
 
   /** Runs a due scheduled job as a job bound to its chat; plain messages, no reply, no failure note. */
-  #runScheduled(job: ScheduledRun, handler: TaskHandler): Promise<'done' | 'failed' | 'cancelled'> {
+  #runScheduled(
+    job: ScheduledRun,
+    handler: TaskHandler,
+  ): Promise<'done' | 'failed' | 'cancelled' | 'interrupted'> {
     const message: IncomingMessage = {
       id: '',
       chat: job.chat,
@@ -417,7 +512,7 @@ export class Bot {
     return this.#track(
       this.#runJob(job.plugin, job.task, message, undefined, (ctx) => handler({ ...ctx, scheduled: job }), {
         standalone: true,
-      }),
+      }).then((outcome) => (outcome === 'reloaded' ? 'interrupted' : outcome)),
     );
   }
 
@@ -428,7 +523,7 @@ export class Bot {
     parsed: ParsedCommand | undefined,
     handler: CommandHandler,
     options: { readonly standalone?: boolean } = {},
-  ): Promise<'done' | 'failed' | 'cancelled'> {
+  ): Promise<'done' | 'failed' | 'cancelled' | 'reloaded'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = String(++this.#jobSeq);
     const controller = new AbortController();
@@ -454,38 +549,51 @@ export class Bot {
       }),
       ...(options.standalone && { standalone: true }),
     });
-    this.#jobs.set(jobId, { event, controller });
+    let ended!: () => void;
+    this.#jobs.set(jobId, {
+      event,
+      controller,
+      ended: new Promise<void>((resolve) => {
+        ended = resolve;
+      }),
+    });
     const startedAt = this.clock.now();
-    await this.bus.emit('job/start', event);
-
     let outcome: 'done' | 'failed' | 'cancelled' = 'done';
     let reason: unknown;
     try {
-      await handler(ctx);
-      if (controller.signal.aborted) outcome = 'cancelled';
-    } catch (error) {
-      if (controller.signal.aborted || isCancellation(error)) {
-        outcome = 'cancelled';
-      } else {
-        outcome = 'failed';
-        log.error('job failed', { command, error });
+      await this.bus.emit('job/start', event);
+      try {
+        await handler(ctx);
+        if (controller.signal.aborted) outcome = 'cancelled';
+      } catch (error) {
+        if (controller.signal.aborted || isCancellation(error)) {
+          outcome = 'cancelled';
+        } else {
+          outcome = 'failed';
+          log.error('job failed', { command, error });
+        }
+        reason = controller.signal.aborted ? controller.signal.reason : error;
       }
-      reason = controller.signal.aborted ? controller.signal.reason : error;
+      const finished = await finishAll(outcome, reason);
+      if (outcome === 'failed' && finished === 0 && !options.standalone) {
+        await this.#say(
+          message,
+          this.translator.t(this.locale, 'job.failed', {
+            reason: describeFailure(reason, this.redactor, (key, params) =>
+              this.translator.t(this.locale, key, params),
+            ),
+          }),
+        );
+      }
+      this.#jobs.delete(jobId);
+      await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+    } finally {
+      this.#jobs.delete(jobId);
+      ended();
     }
-    const finished = await finishAll(outcome, reason);
-    if (outcome === 'failed' && finished === 0 && !options.standalone) {
-      await this.#say(
-        message,
-        this.translator.t(this.locale, 'job.failed', {
-          reason: describeFailure(reason, this.redactor, (key, params) =>
-            this.translator.t(this.locale, key, params),
-          ),
-        }),
-      );
-    }
-    this.#jobs.delete(jobId);
-    await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
-    return outcome;
+    const reloaded =
+      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    return reloaded ? 'reloaded' : outcome;
   }
 }
 

@@ -230,7 +230,9 @@ export function createContext(deps: ContextDeps): {
             const text =
               reason instanceof ChorusError && reason.message === 'shutdown'
                 ? t('job.shutdown')
-                : t('job.cancelled');
+                : reason instanceof ChorusError && reason.message === 'reload'
+                  ? t('job.reloaded')
+                  : t('job.cancelled');
             return status.finish(text);
           }
           return status.finish(t('job.failed', { reason: describeFailure(reason, deps.redactor, t) }));
