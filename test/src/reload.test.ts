@@ -12,10 +12,13 @@ function version(label: string, trace: string[], extra: { failAfterRegistering?:
     config: z.strictObject({ punctuation: z.string().max(3).default('!') }),
     setup(ctx, config) {
       trace.push(`setup ${label}`);
-      ctx.command({ name: 'hi', description: 'Greets' }, (c) =>
-        c.reply(`hello from ${label}${config.punctuation}`),
-      );
-      if (label === 'v1') ctx.command({ name: 'old', description: 'Only in v1' }, (c) => c.reply('old'));
+      ctx.command({ name: 'hi', description: 'Greets' }, async (c) => {
+        await c.reply(`hello from ${label}${config.punctuation}`);
+      });
+      if (label === 'v1')
+        ctx.command({ name: 'old', description: 'Only in v1' }, async (c) => {
+          await c.reply('old');
+        });
       ctx.command({ name: 'slow', description: 'Takes a minute' }, async (c) => {
         const status = await c.status(`${label} working`);
         await sleep(c.clock, 60_000, c.signal);
@@ -33,7 +36,9 @@ function version(label: string, trace: string[], extra: { failAfterRegistering?:
         await sleep(c.clock, 10_000, c.signal);
         await c.reply(`${label} note: ${c.scheduled.data.text}`);
       });
-      ctx.match({ name: 'anything', test: () => true }, (c) => c.reply(`${label} heard you`));
+      ctx.match({ name: 'anything', test: () => true }, async (c) => {
+        await c.reply(`${label} heard you`);
+      });
       ctx.on('job/end', () => {
         trace.push(`${label} saw a job end`);
       });
@@ -41,7 +46,9 @@ function version(label: string, trace: string[], extra: { failAfterRegistering?:
         trace.push(`dispose ${label}`);
       });
       if (extra.failAfterRegistering) {
-        ctx.command({ name: 'half', description: 'Registered before the failure' }, (c) => c.reply('half'));
+        ctx.command({ name: 'half', description: 'Registered before the failure' }, async (c) => {
+          await c.reply('half');
+        });
         throw new Error(`${label} cannot start`);
       }
     },
@@ -52,7 +59,9 @@ function version(label: string, trace: string[], extra: { failAfterRegistering?:
 const echo = definePlugin({
   name: 'echo',
   setup(ctx) {
-    ctx.match({ name: 'echo', test: () => true }, (c) => c.reply('echo heard you'));
+    ctx.match({ name: 'echo', test: () => true }, async (c) => {
+      await c.reply('echo heard you');
+    });
   },
 });
 
