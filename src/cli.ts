@@ -13,6 +13,7 @@ import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
 import { validateConfig } from './plugin.ts';
 import { openSqliteStore } from './store.ts';
+import { watchForChanges } from './watch.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
 export const embeddedConfig = `
@@ -107,10 +108,11 @@ async function planPlugins(
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
 
-const usage = `usage: chorus [--config FILE] [--check]
+const usage = `usage: chorus [--config FILE] [--check] [--watch]
   --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
                   without either, a built-in offline default on the console)
   --check         check the config (and find its adapters and plugins), then exit
+  --watch         reload a plugin when its files under plugins/ or its config section change
   --help          this text
 `;
 
@@ -119,12 +121,20 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function parseArgs(argv: readonly string[]): { config?: string; help: boolean; check: boolean } {
-  const args: { config?: string; help: boolean; check: boolean } = { help: false, check: false };
+interface Args {
+  config?: string;
+  help: boolean;
+  check: boolean;
+  watch: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { help: false, check: false, watch: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') args.help = true;
     else if (arg === '--check') args.check = true;
+    else if (arg === '--watch') args.watch = true;
     else if (arg === '--config') {
       const file = argv[++i];
       if (!file) throw new UsageError('--config needs a file name');
@@ -182,10 +192,26 @@ async function main(argv: readonly string[]): Promise<number> {
   // The core's timers do not keep the process alive; while the bot runs and shuts down, this does,
   // so a shutdown that waits on a rate budget still sends its last edits before the process exits.
   const alive = setInterval(() => {}, 60_000);
+  let watching: { close(): void } | undefined;
   try {
     await bot.start();
+    if (args.watch) {
+      const { cwd } = where;
+      const { path: configPath, raw } = reading;
+      watching = watchForChanges({
+        bot,
+        cwd,
+        configPath,
+        raw,
+        plugins,
+        defaults: defaultPlugins,
+        log,
+        redactor,
+      });
+    }
     await bot.stopped;
   } finally {
+    watching?.close();
     clearInterval(alive);
     await store.close();
   }
