@@ -74,7 +74,7 @@ export class Screen {
   close(): void {
     if (this.#closed) return;
     this.#live.clear();
-    this.#draw('');
+    this.#draw('', undefined, false);
     this.#closed = true;
   }
 
@@ -83,7 +83,7 @@ export class Screen {
    * cursor says the prompt starts), clears to the end of the screen, writes `above`, then draws the
    * live regions and the prompt with the cursor where readline had it.
    */
-  #draw(above: string, fromRows?: number): void {
+  #draw(above: string, fromRows?: number, withPrompt = true): void {
     if (this.#closed) {
       if (above) this.#output.write(above);
       return;
@@ -95,7 +95,7 @@ export class Screen {
     const rows = this.#regionRows(columns);
     this.#liveRows = rows.length;
     for (const row of rows) out += `${row}\n`;
-    if (lines) {
+    if (lines && withPrompt) {
       const typed = `${this.#prompt}${lines.line}`;
       out += typed;
       const end = displayPosition(typed, columns);

@@ -203,3 +203,19 @@ describe('console on a terminal', () => {
     ]);
   });
 });
+
+describe('console on a terminal, stopping', () => {
+  it('clears its live regions and prompt, so what the log says last starts on a clean row', async () => {
+    const { screen, type, bot } = await terminal();
+    await type('/stream late\r');
+    feed('late').push('half an answer');
+    await settle();
+    const stopping = bot.stop();
+    feed('late').push(null);
+    await stopping;
+    // No prompt left behind, and the cursor at the start of a clean row for whatever comes next.
+    expect(screen.transcript()).toEqual(['you› /stream late', '/stream half an answer', '', '(cancelled)']);
+    expect(screen.cursor.col).toBe(0);
+    expect(screen.screen()[screen.cursor.row]).toBe('');
+  });
+});
