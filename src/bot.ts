@@ -64,6 +64,21 @@ export interface BotOptions {
   readonly httpServer?: HttpMounts;
 }
 
+/** A job of this process, as reloads and shutdown see it. */
+interface LocalJob {
+  readonly event: JobEvent;
+  readonly abort: JobAbort;
+  /** Made when someone waits for the job to end (a reload); the job calls `end` as it ends. */
+  ended?: Promise<void>;
+  end?: () => void;
+}
+
+/** Options of {@link Bot.reloadPlugin}. */
+export interface ReloadOptions {
+  /** How long the plugin's running jobs may take to finish before they are cancelled. Default 3 s. */
+  readonly graceMs?: number;
+}
+
 /** The name of the core's own button action that cancels the presser's jobs. */
 export const cancelAction = 'chorus:cancel';
 
@@ -83,7 +98,10 @@ export class Bot {
   readonly #identities = new Map<string, BotIdentity>();
   readonly #host: PluginHost;
   readonly #scheduler: Scheduler;
+  /** The running jobs, wherever they run: `/cancel` goes through it. */
   readonly #jobs: Jobs;
+  /** This process's running jobs, for reloads. */
+  readonly #local = new Map<string, LocalJob>();
   /** The routing pipeline, composed again when plugins add or remove steps. */
   #pipeline: { readonly version: number; readonly run: (route: Route) => Promise<void> } | undefined;
   readonly #routerDeps: RouterDeps;
@@ -108,6 +126,12 @@ export class Bot {
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
+  /** While plugins are swapped, messages and button presses wait for this. */
+  #swapping: Promise<void> | undefined;
+  #openIntake: (() => void) | undefined;
+  #swapsPending = 0;
+  /** Reloads run one at a time. */
+  #reloads: Promise<unknown> = Promise.resolve();
   #resolveStopped!: () => void;
   /** Resolves once the bot has stopped, however the stop began. */
   readonly stopped = new Promise<void>((resolve) => {
@@ -223,6 +247,89 @@ export class Bot {
     return this.#stopping;
   }
 
+  /**
+   * Swaps the running plugin called `name` for `entry` (a new version of its code or config), adds
+   * it if none runs, or stops it when `entry` is undefined; the adapters go on. The config is
+   * checked first: a bad one changes nothing. While the swap runs, new messages wait (none is lost);
+   * the plugin's running jobs get `graceMs` to finish, then are cancelled ("Stopped: the plugin was
+   * reloaded."), and its scheduled jobs wait and run with the new version. When the new setup
+   * throws, the old version is set up again and the error is thrown.
+   */
+  reloadPlugin(name: string, entry: PluginEntry | undefined, options: ReloadOptions = {}): Promise<void> {
+    // Held from the call on, so a message that comes after it meets the new version.
+    if (this.#swapsPending++ === 0) {
+      this.#swapping = new Promise<void>((resolve) => {
+        this.#openIntake = resolve;
+      });
+    }
+    const run = this.#reloads
+      .then(() => this.#reloadNow(name, entry, options.graceMs ?? 3_000))
+      .finally(() => {
+        if (--this.#swapsPending > 0) return;
+        this.#swapping = undefined;
+        this.#openIntake?.();
+      });
+    this.#reloads = run.catch(() => {});
+    return run;
+  }
+
+  async #reloadNow(name: string, entry: PluginEntry | undefined, graceMs: number): Promise<void> {
+    if (this.#state !== 'running')
+      throw new ChorusError('BOT_STATE', `cannot reload a plugin of a bot that is ${this.#state}`);
+    if (entry && entry.plugin.name !== name) {
+      throw new ConfigError([`plugins.${name}: the plugin found is called "${entry.plugin.name}"`]);
+    }
+    const config = entry ? await this.#host.validate(entry) : undefined;
+    this.#scheduler.pause(name);
+    const commandsBefore = JSON.stringify(this.commands());
+    try {
+      await this.#endJobsOf(name, graceMs);
+      await this.#host.replace(name, entry?.plugin, config);
+    } finally {
+      await this.#scheduler.resume(name);
+    }
+    if (JSON.stringify(this.commands()) !== commandsBefore) await this.#registerCommands();
+  }
+
+  /** Lets `plugin`'s running jobs finish for `graceMs`, then cancels the rest and waits for them. */
+  async #endJobsOf(plugin: string, graceMs: number): Promise<void> {
+    const jobs = [...this.#local.values()].filter((job) => job.event.plugin === plugin);
+    if (jobs.length === 0) return;
+    const allEnded = Promise.all(
+      jobs.map((job) => {
+        job.ended ??= new Promise<void>((resolve) => {
+          job.end = resolve;
+        });
+        return job.ended;
+      }),
+    );
+    const controller = new AbortController();
+    await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
+    controller.abort();
+    const running = jobs.filter((job) => this.#local.has(job.event.jobId));
+    for (const job of running) job.abort.abort(new CancelledError('reload'));
+    if (running.length > 0) {
+      this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
+    }
+    await this.#bounded(allEnded, `jobs of ${plugin}`);
+  }
+
+  /** Tells each adapter that can show a command menu what the commands are. */
+  async #registerCommands(): Promise<void> {
+    const specs: CommandSpec[] = [
+      ...this.commands().map((entry) => entry.spec),
+      { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
+    ];
+    for (const adapter of this.#adapters.values()) {
+      if (!adapter.registerCommands) continue;
+      await adapter
+        .registerCommands(specs)
+        .catch((error: unknown) =>
+          this.log.warn('could not register commands', { adapter: adapter.name, error }),
+        );
+    }
+  }
+
   /** The jobs running now. */
   jobs(): Promise<readonly JobRecord[]> {
     return this.#jobs.list();
@@ -321,6 +428,7 @@ export class Bot {
    */
   async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
+    while (this.#swapping) await this.#swapping;
     if (this.#state !== 'running') return;
     if (!this.#adapters.has(incoming.chat.adapter)) {
       this.log.warn('message from an unknown adapter', { adapter: incoming.chat.adapter });
@@ -351,6 +459,7 @@ export class Bot {
   }
 
   async #press(press: ButtonPress): Promise<void> {
+    while (this.#swapping) await this.#swapping;
     if (this.#state !== 'running') return;
     if (press.action === cancelAction) {
       await this.cancelJobs(press.chat.adapter, press.chat.id, press.user.id);
@@ -390,7 +499,10 @@ export class Bot {
   }
 
   /** Runs a due scheduled job as a job bound to its chat; plain messages, no reply, no failure note. */
-  #runScheduled(job: ScheduledRun, handler: TaskHandler): Promise<'done' | 'failed' | 'cancelled'> {
+  #runScheduled(
+    job: ScheduledRun,
+    handler: TaskHandler,
+  ): Promise<'done' | 'failed' | 'cancelled' | 'interrupted'> {
     const message: IncomingMessage = {
       id: '',
       chat: job.chat,
@@ -404,7 +516,7 @@ export class Bot {
       this.#runJob(job.plugin, job.task, message, undefined, (ctx) => handler(ctx as TaskContext), {
         standalone: true,
         scheduled: job,
-      }),
+      }).then((outcome) => (outcome === 'reloaded' ? 'interrupted' : outcome)),
     );
   }
 
@@ -415,7 +527,7 @@ export class Bot {
     parsed: ParsedCommand | undefined,
     handler: CommandHandler,
     options: { readonly standalone?: boolean; readonly scheduled?: ScheduledRun } = {},
-  ): Promise<'done' | 'failed' | 'cancelled'> {
+  ): Promise<'done' | 'failed' | 'cancelled' | 'reloaded'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = String(++this.#jobSeq);
     const abort = new JobAbort();
@@ -449,42 +561,50 @@ export class Bot {
       schedule: this.#scheduler,
       ...(options.scheduled && { scheduled: options.scheduled }),
     });
-    const added = this.#jobs.add(event, abort.cancel);
-    if (added) await added;
-    const startedAt = this.clock.now();
-    if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
-
+    const local: LocalJob = { event, abort };
+    this.#local.set(jobId, local);
     let outcome: 'done' | 'failed' | 'cancelled' = 'done';
     let reason: unknown;
     try {
-      await handler(ctx);
-      if (abort.aborted) outcome = 'cancelled';
-    } catch (error) {
-      if (abort.aborted || isCancellation(error)) {
-        outcome = 'cancelled';
-      } else {
-        outcome = 'failed';
-        log.error('job failed', { command, error });
+      const added = this.#jobs.add(event, abort.cancel);
+      if (added) await added;
+      const startedAt = this.clock.now();
+      if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
+      try {
+        await handler(ctx);
+        if (abort.aborted) outcome = 'cancelled';
+      } catch (error) {
+        if (abort.aborted || isCancellation(error)) {
+          outcome = 'cancelled';
+        } else {
+          outcome = 'failed';
+          log.error('job failed', { command, error });
+        }
+        reason = abort.aborted ? abort.reason : error;
       }
-      reason = abort.aborted ? abort.reason : error;
+      const finished = await ctx.finishAll(outcome, reason);
+      if (outcome === 'failed' && finished === 0 && !options.standalone) {
+        await this.#say(
+          message,
+          this.translator.t(this.locale, 'job.failed', {
+            reason: describeFailure(reason, this.redactor, (key, params) =>
+              this.translator.t(this.locale, key, params),
+            ),
+          }),
+        );
+      }
+      const removed = this.#jobs.remove(jobId);
+      if (removed) await removed;
+      if (this.bus.listenerCount('job/end') > 0) {
+        await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+      }
+    } finally {
+      this.#local.delete(jobId);
+      local.end?.();
     }
-    const finished = await ctx.finishAll(outcome, reason);
-    if (outcome === 'failed' && finished === 0 && !options.standalone) {
-      await this.#say(
-        message,
-        this.translator.t(this.locale, 'job.failed', {
-          reason: describeFailure(reason, this.redactor, (key, params) =>
-            this.translator.t(this.locale, key, params),
-          ),
-        }),
-      );
-    }
-    const removed = this.#jobs.remove(jobId);
-    if (removed) await removed;
-    if (this.bus.listenerCount('job/end') > 0) {
-      await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
-    }
-    return outcome;
+    const reloaded =
+      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    return reloaded ? 'reloaded' : outcome;
   }
 }
 

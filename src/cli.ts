@@ -18,6 +18,7 @@ import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
 import { validateConfig } from './plugin.ts';
 import { openSqliteStore } from './store.ts';
+import { watchForChanges } from './watch.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
 export const embeddedConfig = `
@@ -112,7 +113,7 @@ async function planPlugins(
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
 
-const usage = `usage: chorus [start] [--config FILE] [--check]
+const usage = `usage: chorus [start] [--config FILE] [--check] [--watch]
        chorus init DIR
        chorus --help
 
@@ -124,6 +125,7 @@ options of start:
   --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
                   without either, a built-in offline default on the console)
   --check         check the config (and find its adapters and plugins), then exit
+  --watch         reload a plugin when its files under plugins/ or its config section change
   --help          this text
 `;
 
@@ -136,6 +138,7 @@ class UsageError extends Error {
 interface StartArgs {
   config?: string;
   check: boolean;
+  watch: boolean;
 }
 
 type Command =
@@ -157,11 +160,12 @@ function parseArgs(argv: readonly string[]): Command {
   if (first !== undefined && first !== 'start' && !first.startsWith('-')) {
     throw new UsageError(`unknown command: ${first}`);
   }
-  const args: StartArgs = { check: false };
+  const args: StartArgs = { check: false, watch: false };
   for (let i = 0; i < options.length; i++) {
     const arg = options[i]!;
     if (arg === '--help' || arg === '-h') return { name: 'help' };
     if (arg === '--check') args.check = true;
+    else if (arg === '--watch') args.watch = true;
     else if (arg === '--config') {
       const file = options[++i];
       if (!file) throw new UsageError('--config needs a file name');
@@ -255,11 +259,27 @@ async function start(args: StartArgs): Promise<number> {
   // The core's timers do not keep the process alive; while the bot runs and shuts down, this does,
   // so a shutdown that waits on a rate budget still sends its last edits before the process exits.
   const alive = setInterval(() => {}, 60_000);
+  let watching: { close(): void } | undefined;
   try {
     if (config.http.server) await httpServer.listen();
     await bot.start();
+    if (args.watch) {
+      const { cwd } = where;
+      const { path: configPath, raw } = reading;
+      watching = watchForChanges({
+        bot,
+        cwd,
+        configPath,
+        raw,
+        plugins,
+        defaults: defaultPlugins,
+        log,
+        redactor,
+      });
+    }
     await bot.stopped;
   } finally {
+    watching?.close();
     clearInterval(alive);
     await httpServer.close();
     await store.close();

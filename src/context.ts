@@ -265,7 +265,9 @@ class JobContext implements JobContextHandle {
           const text =
             reason instanceof ChorusError && reason.message === 'shutdown'
               ? this.t('job.shutdown')
-              : this.t('job.cancelled');
+              : reason instanceof ChorusError && reason.message === 'reload'
+                ? this.t('job.reloaded')
+                : this.t('job.cancelled');
           return status.finish(text);
         }
         return status.finish(

@@ -54,7 +54,17 @@ export interface HostServices {
 
 interface LoadedPlugin {
   readonly name: string;
+  readonly plugin: Plugin<unknown>;
+  /** The validated config it was set up with. */
+  readonly config: unknown;
   readonly disposers: (() => void | Promise<void>)[];
+}
+
+interface MatcherEntry {
+  readonly plugin: string;
+  readonly matcher: MessageMatcher;
+  readonly handler: CommandHandler;
+  readonly owner: LoadedPlugin;
 }
 
 /** Runs the plugins and keeps what they register. */
@@ -62,7 +72,7 @@ export class PluginHost {
   readonly #services: HostServices;
   readonly #commands = new Map<string, CommandEntry>();
   readonly #keywords = new Map<string, CommandEntry>();
-  readonly #matchers: { plugin: string; matcher: MessageMatcher; handler: CommandHandler }[] = [];
+  readonly #matchers: MatcherEntry[] = [];
   readonly #buttons = new Map<string, ButtonHandler>();
   readonly #steps: { readonly plugin: string; readonly step: RouteStep }[] = [];
   readonly #plugins: LoadedPlugin[] = [];
@@ -88,18 +98,69 @@ export class PluginHost {
       }
     }
     if (issues.length > 0) throw new ConfigError(issues);
-    for (const [index, entry] of entries.entries()) await this.#setup(entry.plugin, configs[index]);
+    for (const [index, entry] of entries.entries()) {
+      await this.#setup(entry.plugin, configs[index], this.#plugins.length);
+    }
+  }
+
+  /** Validates one plugin's config section. Throws `ConfigError` naming its keys. */
+  validate(entry: PluginEntry): Promise<unknown> {
+    return validateConfig(entry.plugin.config, entry.config, `plugins.${entry.plugin.name}`);
+  }
+
+  /** Whether a plugin of that name is set up. */
+  has(name: string): boolean {
+    return this.#plugins.some((loaded) => loaded.name === name);
+  }
+
+  /**
+   * Swaps the plugin called `name` for `next` (set up with the already validated `config`), adds it
+   * when none runs, or, without `next`, stops it. Everything the old one registered is undone first.
+   * When `next`'s setup throws, what it registered so far is undone, the old plugin is set up again
+   * with its old config, and the error is thrown.
+   */
+  async replace(name: string, next: Plugin<unknown> | undefined, config?: unknown): Promise<void> {
+    let index = this.#plugins.findIndex((loaded) => loaded.name === name);
+    const previous = index >= 0 ? this.#plugins[index] : undefined;
+    if (previous) {
+      await this.#dispose(previous);
+      this.#plugins.splice(index, 1);
+    } else index = this.#plugins.length;
+    if (!next) return;
+    try {
+      await this.#setup(next, config, index);
+    } catch (error) {
+      const failed = this.#plugins[index];
+      if (failed) await this.#dispose(failed);
+      this.#plugins.splice(index, 1);
+      if (previous) {
+        try {
+          await this.#setup(previous.plugin, previous.config, index);
+        } catch (again) {
+          const half = this.#plugins[index];
+          if (half) await this.#dispose(half);
+          this.#plugins.splice(index, 1);
+          this.#services.log.error('plugin could not be set up again, it is off', {
+            plugin: name,
+            error: again,
+          });
+        }
+      }
+      throw error;
+    }
   }
 
   /** Stops the plugins, last first, undoing everything each registered. */
   async stop(): Promise<void> {
-    for (const plugin of this.#plugins.splice(0).reverse()) {
-      for (const dispose of plugin.disposers.splice(0).reverse()) {
-        try {
-          await dispose();
-        } catch (error) {
-          this.#services.log.warn('plugin dispose failed', { plugin: plugin.name, error });
-        }
+    for (const plugin of this.#plugins.splice(0).reverse()) await this.#dispose(plugin);
+  }
+
+  async #dispose(plugin: LoadedPlugin): Promise<void> {
+    for (const dispose of plugin.disposers.splice(0).reverse()) {
+      try {
+        await dispose();
+      } catch (error) {
+        this.#services.log.warn('plugin dispose failed', { plugin: plugin.name, error });
       }
     }
   }
@@ -138,10 +199,10 @@ export class PluginHost {
     return [...new Set(this.#commands.values())].map(({ plugin, spec }) => ({ plugin, spec }));
   }
 
-  async #setup(plugin: Plugin<unknown>, config: unknown): Promise<void> {
+  async #setup(plugin: Plugin<unknown>, config: unknown, index: number): Promise<void> {
     const { bus, translator } = this.#services;
-    const loaded: LoadedPlugin = { name: plugin.name, disposers: [] };
-    this.#plugins.push(loaded);
+    const loaded: LoadedPlugin = { name: plugin.name, plugin, config, disposers: [] };
+    this.#plugins.splice(index, 0, loaded);
     const track = (undo: () => void) => {
       loaded.disposers.push(undo);
       return undo;
@@ -153,8 +214,11 @@ export class PluginHost {
       http: this.#services.http,
       command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
       match: (matcher, handler) => {
-        const entry = { plugin: plugin.name, matcher, handler };
-        this.#matchers.push(entry);
+        const entry: MatcherEntry = { plugin: plugin.name, matcher, handler, owner: loaded };
+        // Matchers are tried in plugin order, so a plugin set up again keeps its place.
+        const rank = (owner: LoadedPlugin) => this.#plugins.indexOf(owner);
+        const after = this.#matchers.findIndex((other) => rank(other.owner) > rank(loaded));
+        this.#matchers.splice(after < 0 ? this.#matchers.length : after, 0, entry);
         return track(() => {
           const index = this.#matchers.indexOf(entry);
           if (index >= 0) this.#matchers.splice(index, 1);

@@ -5,7 +5,8 @@
  * project. Plugins and adapters are found the same way, and the core imports neither.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { createRequire, register } from 'node:module';
+import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AdapterDefinition } from './adapter.ts';
 import { ConfigError } from './errors.ts';
@@ -52,6 +53,34 @@ export interface LoaderOptions {
   readonly cwd: string;
   /** Chorus's own folder. Default: the one this file is in. */
   readonly builtinRoot?: string;
+  /**
+   * Import the code afresh as version `version` (a new number each time): the entry and every
+   * file it imports from the entry's folder are read again. Code already imported stays in memory.
+   */
+  readonly version?: number;
+}
+
+let hooksRegistered = false;
+
+/** The URL a plugin or adapter entry is imported from: fresh for a new `version`. */
+function entryUrl(entry: string, version: number | undefined): string {
+  const url = pathToFileURL(entry);
+  if (version === undefined) return url.href;
+  if (!hooksRegistered) {
+    const self = fileURLToPath(import.meta.url);
+    register(new URL(`./reload-hooks${extname(self)}`, import.meta.url));
+    hooksRegistered = true;
+  }
+  // Files compiled to CommonJS (a folder without `"type": "module"`) are required, not imported:
+  // forgetting them makes the next require read them again.
+  const folder = `${dirname(entry)}${sep}`;
+  const { cache } = createRequire(import.meta.url);
+  for (const file of Object.keys(cache)) {
+    if (file.startsWith(folder) && !file.includes(`${sep}node_modules${sep}`)) delete cache[file];
+  }
+  url.searchParams.set('chorus-reload', String(version));
+  url.searchParams.set('chorus-scope', pathToFileURL(`${dirname(entry)}/`).href);
+  return url.href;
 }
 
 /** Loads the plugin that `plugins.<name>` names. Throws `ConfigError` naming the key. */
@@ -84,7 +113,7 @@ async function load<T>(kind: Kind<T>, name: string, key: string, options: Loader
         ` (${hint ? `did you mean "${hint}"? ` : ''}available: ${known.join(', ') || 'none'})`,
     ]);
   }
-  const module = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+  const module = (await import(entryUrl(entry, options.version))) as Record<string, unknown>;
   const value = module[kind.noun] ?? module.default;
   if (!kind.accepts(value)) {
     throw new ConfigError([`${key}: ${entry} exports no ${kind.noun} (expected \`${kind.example}\`)`]);

@@ -107,11 +107,14 @@ export interface Schedule {
   list(filter?: ScheduleFilter): Promise<ScheduledJob[]>;
 }
 
-/** Runs one due job as a bot job and says how it ended. */
+/**
+ * Runs one due job as a bot job and says how it ended. `interrupted`: stopped by the bot itself
+ * (its plugin is being reloaded), so the job stays due and runs again.
+ */
 export type RunScheduled = (
   job: ScheduledRun,
   handler: TaskHandler,
-) => Promise<'done' | 'failed' | 'cancelled'>;
+) => Promise<'done' | 'failed' | 'cancelled' | 'interrupted'>;
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -196,6 +199,8 @@ export class Scheduler {
   readonly #firing = new Set<string>();
   readonly #cancelledWhileFiring = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Plugins whose jobs wait (their plugin is being reloaded). */
+  readonly #paused = new Set<string>();
   #timer: TimerHandle | undefined;
   #timerAt: number | undefined;
   #nextPollAt: number | undefined;
@@ -302,6 +307,19 @@ export class Scheduler {
     this.#timer = undefined;
   }
 
+  /** Fires none of `plugin`'s jobs until {@link resume}; runs in progress go on. */
+  pause(plugin: string): void {
+    this.#paused.add(plugin);
+  }
+
+  /** Reads the store again (the plugin's tasks may have changed) and fires its due jobs. */
+  async resume(plugin: string): Promise<void> {
+    this.#paused.delete(plugin);
+    if (this.#state !== 'running') return;
+    await this.#reload();
+    this.#tick();
+  }
+
   /** Resolves once every run in progress has settled its job in the store. */
   async idle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
@@ -395,7 +413,7 @@ export class Scheduler {
     }
     let next = this.#nextPollAt;
     for (const [key, job] of this.#armed) {
-      if (this.#firing.has(key)) continue;
+      if (this.#firing.has(key) || this.#paused.has(job.plugin)) continue;
       if (job.runAt <= now) this.#track(this.#fire(key, job));
       else if (next === undefined || job.runAt < next) next = job.runAt;
     }
@@ -454,8 +472,8 @@ export class Scheduler {
       if (late)
         this.#log.info('running a job due while the bot was down', { plugin: job.plugin, task: job.task });
       const outcome = await this.#runHolding(lock, { ...job, late }, task);
-      if (outcome === 'cancelled' && this.#state !== 'running') {
-        return; // stopped by shutdown: it stays due and runs at the next start
+      if (outcome === 'interrupted' || (outcome === 'cancelled' && this.#state !== 'running')) {
+        return; // stopped by shutdown or a reload: it stays due and runs at the next start or resume
       }
       if (outcome === 'failed') {
         await this.#settle(key, job, this.#retry(job, task));
@@ -481,7 +499,7 @@ export class Scheduler {
     lock: StoreLock,
     job: ScheduledRun,
     task: TaskEntry,
-  ): Promise<'done' | 'failed' | 'cancelled'> {
+  ): Promise<'done' | 'failed' | 'cancelled' | 'interrupted'> {
     let renewal: TimerHandle | undefined;
     const renew = () => {
       renewal = this.#clock.setTimeout(() => {

@@ -119,7 +119,11 @@ export class TextStream {
     if (outcome !== 'done') {
       const note =
         outcome === 'cancelled'
-          ? t('stream.cancelled')
+          ? t(
+              error instanceof ChorusError && error.message === 'reload'
+                ? 'stream.reloaded'
+                : 'stream.cancelled',
+            )
           : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor, t) });
       this.#tail = this.#full.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : `${this.#tail}${note}`;
     } else if (!this.#full.trim()) {
@@ -205,7 +209,8 @@ export async function pipeStream(
     }
   } catch (error) {
     Promise.resolve(iterator.return?.()).catch(() => {});
-    return stream.end(isCancellation(error) || signal.aborted ? 'cancelled' : 'failed', error);
+    if (signal.aborted) return stream.end('cancelled', abortReason(signal));
+    return stream.end(isCancellation(error) ? 'cancelled' : 'failed', error);
   }
   return stream.end('done');
 }

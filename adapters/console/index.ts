@@ -1,9 +1,10 @@
 /**
  * The console adapter: a terminal chat with the bot. Each line on stdin is a message from the
  * console user in the console chat; replies go to stdout; images are saved to a folder and their
- * paths printed. On a TTY intermediate edits show as a live progress line; piped, only final texts
- * are printed, so `printf '/help\n' | npm start` gives clean output. When stdin ends the adapter
- * tells the bot, which finishes the jobs in flight and exits.
+ * paths printed. Piped, only final texts are printed, so `printf '/help\n' | npm start` gives clean
+ * output. On a terminal (see `screen.ts`) there is a prompt with line editing and history, every
+ * growing message has a live region labelled with its command, and log lines go above them. When
+ * stdin ends (Ctrl-D) the adapter tells the bot, which finishes the jobs in flight and exits.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,19 +19,27 @@ import type {
   SentMessage,
 } from '../../src/message.ts';
 import { consoleChat, consoleUser, imageExtension } from './normalize.ts';
+import { Screen, type TerminalOutput } from './screen.ts';
 
 /** Options of {@link createConsoleAdapter}. */
 export interface ConsoleAdapterOptions {
   /** Instance name. Default `console`. */
   readonly name?: string;
   readonly input?: NodeJS.ReadableStream;
-  readonly output?: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly output?: TerminalOutput & { isTTY?: boolean };
   /** Where images are saved. Default `.chorus/images`. */
   readonly imageDir?: string;
   /** The console user's display name. Default `you`. */
   readonly userName?: string;
-  /** Show intermediate edits as a progress line. Default: when the output is a TTY. */
+  /** Draw for a terminal: live regions, and log lines above them. Default: when the output is a TTY. */
   readonly tty?: boolean;
+  /** On a terminal, a prompt where the line is edited (arrows, history). Default: when the input is a TTY too. */
+  readonly prompt?: boolean;
+  /**
+   * The stream the log writes to. On a terminal its lines are drawn above the live regions instead.
+   * Default: stderr, when it is a TTY too.
+   */
+  readonly logOutput?: NodeJS.WritableStream;
   readonly clock?: () => number;
 }
 
@@ -40,6 +49,24 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
   const input = options.input ?? process.stdin;
   const output = options.output ?? process.stdout;
   const tty = options.tty ?? Boolean(output.isTTY);
+  const interactive = tty && (options.prompt ?? Boolean((input as { isTTY?: boolean }).isTTY));
+  const logOutput = options.logOutput ?? (process.stderr.isTTY ? process.stderr : undefined);
+  const screen = tty ? new Screen(output, 'you› ') : undefined;
+  /** What each typed line was, for labelling what answers it: `/draw`, or the start of a question. */
+  const asked = new Map<string, string>();
+  const labelOf = (message: OutgoingMessage): string | undefined => {
+    const line = message.replyTo === undefined ? undefined : asked.get(message.replyTo);
+    if (line === undefined) return undefined;
+    const word = line.trim().split(/\s+/)[0] ?? '';
+    return word.startsWith('/')
+      ? word
+      : line.trim().length > 14
+        ? `${line.trim().slice(0, 13)}…`
+        : line.trim();
+  };
+  /** Labels of the messages sent, kept for their edits (which carry no replyTo). */
+  const liveLabels = new Map<string, string>();
+  let restoreLog: (() => void) | undefined;
   const imageDir = resolve(options.imageDir ?? '.chorus/images');
   const now = options.clock ?? Date.now;
   const chat = consoleChat(name);
@@ -47,29 +74,25 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
   // Last text printed per message, so a final edit that changes nothing prints nothing.
   const printed = new Map<string, string>();
   let lines: Interface | undefined;
-  let progressShown = false;
   let nextIn = 0;
   let nextOut = 0;
   let imageCount = 0;
 
-  const write = (text: string) => {
-    if (progressShown) {
-      output.write('\r\x1b[2K');
-      progressShown = false;
+  const write = (text: string, label?: string) => {
+    if (screen) {
+      screen.print(text, label);
+      return;
     }
     output.write(`${text}\n`);
-  };
-  const showProgress = (text: string) => {
-    const line = text.replace(/\s+/g, ' ').slice(-((output as { columns?: number }).columns ?? 80) + 2);
-    output.write(`\r\x1b[2K\x1b[2m${line}\x1b[0m`);
-    progressShown = true;
   };
   const print = (id: string, message: OutgoingMessage) => {
     // Buttons are left out: a terminal cannot press them, and /cancel does what Cancel does.
     const text = message.text ?? '';
+    const label = liveLabels.get(id);
+    screen?.endLive(id);
     if (printed.get(id) === text) return;
     printed.set(id, text);
-    if (text) write(text);
+    if (text) write(text, label);
   };
 
   const saveImages = async (message: OutgoingMessage): Promise<string[]> => {
@@ -96,9 +119,37 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
     limits: { rate: {}, maxTextLength: 100_000, maxCaptionLength: 100_000 },
 
     async start(host: AdapterHost): Promise<BotIdentity> {
-      lines = createInterface({ input, terminal: false });
+      lines = interactive
+        ? createInterface({
+            input,
+            output,
+            terminal: true,
+            historySize: 1000,
+            removeHistoryDuplicates: true,
+          })
+        : createInterface({ input, terminal: false });
+      if (screen && interactive) {
+        screen.attach(lines);
+        // In raw mode Ctrl-C is a key, not a signal: make it the signal the bot stops on.
+        lines.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+        output.on?.('resize', () => screen.printRaw(''));
+      }
+      if (screen && logOutput) {
+        const original = logOutput.write;
+        logOutput.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+          screen.printRaw(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+          const done = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+          done?.();
+          return true;
+        }) as typeof logOutput.write;
+        restoreLog = () => {
+          logOutput.write = original;
+        };
+      }
       lines.on('line', (line) => {
+        if (screen && interactive) screen.submitted(line);
         if (!line.trim()) return;
+        asked.set(`in-${nextIn + 1}`, line);
         const message: IncomingMessage = {
           id: `in-${++nextIn}`,
           chat,
@@ -117,20 +168,23 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
     async stop() {
       lines?.removeAllListeners('line');
       lines?.close();
-      if (progressShown) write('');
+      screen?.close();
+      restoreLog?.();
     },
 
     async send(to: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
       const id = `out-${++nextOut}`;
+      const label = labelOf(message);
+      if (label !== undefined && screen) liveLabels.set(id, label);
       if (message.images?.length) {
         const paths = await saveImages(message);
         const caption = message.text ? `${message.text}\n` : '';
-        write(`${caption}${paths.map((path) => `  [image] ${path}`).join('\n')}`);
+        write(`${caption}${paths.map((path) => `  [image] ${path}`).join('\n')}`, label);
         printed.set(id, message.text ?? '');
       } else if (message.partial && !tty) {
         printed.set(id, '');
-      } else if (message.partial) {
-        showProgress(message.text ?? '');
+      } else if (message.partial && screen) {
+        screen.live(id, label ?? '…', message.text ?? '');
       } else {
         print(id, message);
       }
@@ -138,8 +192,10 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
     },
 
     async edit(_to: ChatAddress, messageId: string, message: OutgoingMessage, { final }): Promise<void> {
-      if (final) print(messageId, message);
-      else if (tty) showProgress(message.text ?? '');
+      if (final) {
+        print(messageId, message);
+        liveLabels.delete(messageId);
+      } else if (screen) screen.live(messageId, liveLabels.get(messageId) ?? '…', message.text ?? '');
     },
   };
 }

@@ -90,16 +90,6 @@ describe('console adapter', () => {
     expect(lines.indexOf('work done')).toBeGreaterThan(lines.indexOf('hello there'));
   });
 
-  it('shows intermediate edits as a progress line on a TTY', async () => {
-    const { input, bot, printed } = setup(true);
-    await bot.start();
-    input.write('/work\n');
-    input.end();
-    await bot.stopped;
-    expect(printed()).toContain('\r\x1b[2K\x1b[2mhalf way');
-    expect(printed()).toMatch(/work done\n$/);
-  });
-
   it('normalizes to one private console chat and knows image types by their bytes', () => {
     expect(consoleChat('console')).toEqual({
       adapter: 'console',

@@ -30,16 +30,24 @@ export function workDir(prefix = 'chorus-e2e-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Starts `npm start -- --config <dir>/chorus.yaml` with `config` as the file. */
+/**
+ * Starts `npm start -- --config <dir>/chorus.yaml` with `config` as the file. With `cwd`, runs the
+ * same command (`node --import tsx src/cli.ts`, through tsx's binary) in that folder, as a bot
+ * project with its own `plugins/` does; `args` go after the config.
+ */
 export function startChorus(
   dir: string,
   config: string,
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; cwd?: string; args?: readonly string[] } = {},
 ): RunningChorus {
   const file = join(dir, 'chorus.yaml');
   writeFileSync(file, config);
-  const child = spawn('npm', ['start', '--silent', '--', '--config', file], {
-    cwd: root,
+  const args = ['--config', file, ...(options.args ?? [])];
+  const [command, argv] = options.cwd
+    ? [join(root, 'node_modules/.bin/tsx'), [join(root, 'src/cli.ts'), ...args]]
+    : ['npm', ['start', '--silent', '--', ...args]];
+  const child = spawn(command, argv, {
+    cwd: options.cwd ?? root,
     env: { ...process.env, ...options.env, FORCE_COLOR: '0', NO_COLOR: '1' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
