@@ -103,7 +103,7 @@ describe('chorus subcommands', () => {
       const help = chorus(args, root);
       expect(help.code, args.join(' ')).toBe(0);
       expect(help.stdout).toMatch(
-        /^usage: chorus \[start\] \[--config FILE\] \[--check\]\n {7}chorus init DIR\n/,
+        /^usage: chorus \[start\] \[--config FILE\] \[--check\] \[--watch\]\n {7}chorus init DIR\n/,
       );
     }
   });
