@@ -93,6 +93,23 @@ describe('chorus CLI', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('answers /start and /help in every config, unless the config says help: false', () => {
+    const on = chorus(['--config', configFile('adapters:\n  console: {}\nplugins:\n  remind: false\n')], '/start\n');
+    expect(on.code).toBe(0);
+    expect(on.stdout).toMatch(/^Hi you! I am /);
+    expect(on.stdout).toContain('/help - List the commands');
+    const off = chorus(
+      ['--config', configFile('adapters:\n  console: {}\nplugins:\n  help: false\n  remind: false\n')],
+      '/help\n/start\n',
+    );
+    expect(off.code).toBe(0);
+    expect(off.stdout).not.toContain('List the commands');
+    expect(off.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/\/help/),
+      expect.stringMatching(/\/start/),
+    ]);
+  });
+
   it('an unknown command-line flag prints the usage and exits 2', () => {
     const { code, stdout, stderr } = chorus(['--confg', 'x.yaml'], '');
     expect(code).toBe(2);
