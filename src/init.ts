@@ -69,6 +69,7 @@ export function initProject(dir: string, root = packageRoot()): InitResult {
     type: 'module',
     scripts: {
       start: 'chorus start --config chorus.yaml',
+      dev: 'chorus start --watch --config chorus.yaml',
       check: 'chorus start --check --config chorus.yaml',
       test: 'tsc && vitest run',
     },

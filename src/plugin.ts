@@ -204,6 +204,15 @@ function describeIssue(schema: unknown, at: string, issue: Issue, input: unknown
   const path = issue.path ?? [];
   const keys = path.map((segment) => (typeof segment === 'object' ? segment.key : segment));
   const found = keys.length > 0 ? valueAt(input, keys) : undefined;
+  const options = (issue as { readonly options?: unknown }).options;
+  if (issue.code === 'invalid_union' && Array.isArray(options) && typeof found === 'string') {
+    // A discriminated union (a backend's `type`): say which types there are, and the likely one.
+    const known = options.map(String);
+    const hint = closest(found, known);
+    return [
+      `${formatPath(at, path)}: unknown type "${found.slice(0, 40)}" (${hint ? `did you mean "${hint}"? ` : ''}expected one of ${known.join(', ')})`,
+    ];
+  }
   if (issue.code === 'invalid_type' && typeof found === 'string' && typeof issue.expected === 'string') {
     return [`${formatPath(at, path)}: expected a ${issue.expected}, got "${found.slice(0, 40)}"`];
   }

@@ -6,8 +6,8 @@
  * `log`...). The adapters keep running throughout: no reconnect, no update lost. A version that
  * fails to load (syntax error, a throwing setup, a bad config) is logged and the running one stays.
  */
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname, join, sep } from 'node:path';
+import { type Dirent, existsSync, type FSWatcher, readdirSync, watch } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Bot, PluginEntry } from './bot.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { readConfig } from './config.ts';
@@ -194,6 +194,63 @@ export function pluginOfChange(file: string): string | undefined {
   return name;
 }
 
+/**
+ * Watches every folder under `root` (but `node_modules` and dot folders), each with a watch of its
+ * own, and calls `changed` with the path of what changed, relative to `root`. Not `recursive: true`:
+ * on Linux, Node 20 builds that from per-file watches, which stop reporting a file once an editor
+ * has replaced it (saved by writing a new file and renaming it over the old one). A folder's own
+ * watch sees every such save. New folders are watched as they appear.
+ */
+export function watchTree(
+  root: string,
+  changed: (file: string) => void,
+  failed: (error: unknown) => void,
+): { close(): void } | undefined {
+  const watching = new Map<string, FSWatcher>();
+  const add = (dir: string) => {
+    if (watching.has(dir)) return;
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(dir, (event, name) => {
+        if (!name) return;
+        const path = join(dir, name.toString());
+        changed(relative(root, path));
+        if (event === 'rename') scan(path);
+      });
+    } catch {
+      return; // gone again, or not a folder
+    }
+    watcher.on('error', (error) => {
+      watching.delete(dir);
+      watcher.close();
+      if (dir === root) failed(error);
+    });
+    watching.set(dir, watcher);
+  };
+  const scan = (dir: string) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    add(dir);
+    for (const entry of entries) {
+      if (entry.isDirectory() && entry.name !== 'node_modules' && !entry.name.startsWith('.')) {
+        scan(join(dir, entry.name));
+      }
+    }
+  };
+  if (!existsSync(root)) return undefined;
+  scan(root);
+  return {
+    close() {
+      for (const watcher of watching.values()) watcher.close();
+      watching.clear();
+    },
+  };
+}
+
 /** Watches `plugins/` and the config file, and reloads what changes. */
 export function watchForChanges(options: WatchOptions): Watching {
   const reloader = new Reloader(options);
@@ -204,7 +261,7 @@ export function watchForChanges(options: WatchOptions): Watching {
   let configChanged = false;
   let timer: TimerHandle | undefined;
   let work: Promise<void> = Promise.resolve();
-  const watchers: FSWatcher[] = [];
+  const watchers: { close(): void }[] = [];
 
   const apply = async () => {
     const names = [...changedPlugins];
@@ -223,18 +280,18 @@ export function watchForChanges(options: WatchOptions): Watching {
   };
 
   const pluginsDir = join(options.cwd, 'plugins');
-  try {
-    const watcher = watch(pluginsDir, { recursive: true }, (_event, file) => {
-      const name = file ? pluginOfChange(file.toString()) : undefined;
+  const tree = watchTree(
+    pluginsDir,
+    (file) => {
+      const name = pluginOfChange(file);
       if (!name) return;
       changedPlugins.add(name);
       soon();
-    });
-    watcher.on('error', (error) => log.warn('stopped watching plugins', { dir: pluginsDir, error }));
-    watchers.push(watcher);
-  } catch (error) {
-    log.info('no plugins folder to watch', { dir: pluginsDir, error });
-  }
+    },
+    (error) => log.warn('stopped watching a plugin folder', { dir: pluginsDir, error }),
+  );
+  if (tree) watchers.push(tree);
+  else log.info('no plugins folder to watch', { dir: pluginsDir });
   if (options.configPath) {
     const file = basename(options.configPath);
     // The folder, not the file: editors save by writing a new file and renaming it over the old one.

@@ -41,7 +41,11 @@ describe('chorus init', () => {
       name: 'my-bot',
       private: true,
       type: 'module',
-      scripts: { start: 'chorus start --config chorus.yaml', test: 'tsc && vitest run' },
+      scripts: {
+        start: 'chorus start --config chorus.yaml',
+        dev: 'chorus start --watch --config chorus.yaml',
+        test: 'tsc && vitest run',
+      },
       dependencies: { 'chorus-bot': `^${ours.version}`, zod: ours.dependencies.zod },
       devDependencies: { typescript: ours.devDependencies.typescript, vitest: ours.devDependencies.vitest },
     });

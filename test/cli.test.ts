@@ -94,7 +94,10 @@ describe('chorus CLI', () => {
   });
 
   it('answers /start and /help in every config, unless the config says help: false', () => {
-    const on = chorus(['--config', configFile('adapters:\n  console: {}\nplugins:\n  remind: false\n')], '/start\n');
+    const on = chorus(
+      ['--config', configFile('adapters:\n  console: {}\nplugins:\n  remind: false\n')],
+      '/start\n',
+    );
     expect(on.code).toBe(0);
     expect(on.stdout).toMatch(/^Hi you! I am /);
     expect(on.stdout).toContain('/help - List the commands');

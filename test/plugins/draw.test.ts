@@ -340,6 +340,7 @@ describe('draw', () => {
             backends: [
               { name: 'x', type: 'midjourney' },
               { name: 'y', type: 'http-json', url: 'ftp://x' },
+              { name: 'z', type: 'http-jsn', url: 'https://x' },
             ],
           },
         },
@@ -347,8 +348,11 @@ describe('draw', () => {
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues).toEqual([
-      expect.stringMatching(/^plugins\.draw\.backends\[0\]\.type: /),
+      expect.stringMatching(
+        /^plugins\.draw\.backends\[0\]\.type: unknown type "midjourney" \(expected one of /,
+      ),
       'plugins.draw.backends[1].url: an http(s) URL, with {prompt} where the prompt goes',
+      'plugins.draw.backends[2].type: unknown type "http-jsn" (did you mean "http-json"? expected one of openai-images, http-json, http-image, demo)',
     ]);
   });
 });

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin, type Plugin } from '../../src/plugin.ts';
 import { createTestBot } from '../../src/testing.ts';
-import { pluginOfChange, Reloader } from '../../src/watch.ts';
+import { pluginOfChange, Reloader, watchTree } from '../../src/watch.ts';
 
 function greeter(label: string): Plugin<unknown> {
   return definePlugin({
@@ -116,5 +116,42 @@ describe('pluginOfChange', () => {
     expect(pluginOfChange('weather/index.test.ts')).toBeUndefined();
     expect(pluginOfChange('weather/node_modules/x/index.js')).toBeUndefined();
     expect(pluginOfChange('README.md')).toBeUndefined();
+  });
+});
+
+describe('watchTree', () => {
+  it('sees every save of a file, whether the editor replaces it or writes in place, and new folders', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'chorus-watch-'));
+    mkdirSync(join(root, 'dice'));
+    writeFileSync(join(root, 'dice', 'index.ts'), 'v0');
+    const seen: string[] = [];
+    const tree = watchTree(
+      root,
+      (file) => seen.push(file),
+      () => {},
+    );
+    expect(tree).toBeDefined();
+    const saw = async (file: string, what: string) => {
+      for (let i = 0; i < 200 && !seen.includes(file); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(seen, what).toContain(file);
+      seen.length = 0;
+    };
+    try {
+      // An atomic save (sed -i, most editors): a new file renamed over the old one...
+      writeFileSync(join(root, 'dice', '.index.ts.tmp'), 'v1');
+      renameSync(join(root, 'dice', '.index.ts.tmp'), join(root, 'dice', 'index.ts'));
+      await saw(join('dice', 'index.ts'), 'a save by rename');
+      // ...and after it, saves in place are still seen.
+      writeFileSync(join(root, 'dice', 'index.ts'), 'v2');
+      await saw(join('dice', 'index.ts'), 'a save in place after a rename');
+      writeFileSync(join(root, 'dice', 'index.ts'), 'v3');
+      await saw(join('dice', 'index.ts'), 'a second save in place');
+      mkdirSync(join(root, 'coin', 'lib'), { recursive: true });
+      await new Promise((r) => setTimeout(r, 50));
+      writeFileSync(join(root, 'coin', 'lib', 'flip.ts'), 'x');
+      await saw(join('coin', 'lib', 'flip.ts'), 'a file in a new folder');
+    } finally {
+      tree?.close();
+    }
   });
 });
