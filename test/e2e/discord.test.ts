@@ -40,6 +40,8 @@ async function world(): Promise<World> {
 /** The README's Discord section, pointed at the fakes. */
 function run(w: World): RunningChorus {
   const config = [
+    // A state store of this run's own: the fake's event ids repeat from one run to the next.
+    `state: { path: ${w.dir}/state.sqlite }`,
     'adapters:',
     '  discord:',
     '    token: ${DISCORD_BOT_TOKEN}',

@@ -74,12 +74,12 @@ describe('chorus --watch on Telegram (long polling)', () => {
     const { dir, writeWords, writeIndex } = project();
     const config = (section: string) =>
       [
+        `state: { path: ${dir}/state.sqlite }`,
         'adapters:',
         '  telegram:',
         '    token: ${TELEGRAM_BOT_TOKEN}',
         `    apiRoot: ${telegram.url}`,
         '    mode: polling',
-        `    stateDir: ${dir}/state`,
         'plugins:',
         `  hello: ${section}`,
         '',

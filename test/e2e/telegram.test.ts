@@ -238,6 +238,7 @@ describe('npm start on Telegram with webhooks', () => {
     const config = [
       'http:',
       '  server: { port: ${PORT} }',
+      `state: { path: ${dir}/state.sqlite }`,
       'adapters:',
       ...[
         ['news', first, '/telegram/news'],
@@ -249,7 +250,6 @@ describe('npm start on Telegram with webhooks', () => {
         `    apiRoot: ${(fake as FakeTelegram).url}`,
         '    mode: webhook',
         `    webhook: { url: "http://127.0.0.1:\${PORT}${path}", path: ${path}, secretToken: \${TELEGRAM_WEBHOOK_SECRET} }`,
-        `    stateDir: ${dir}/state`,
       ]),
       '',
     ].join('\n');
