@@ -6,6 +6,7 @@
  * the chat's outbox → the adapter the message came from.
  */
 import type { Adapter, AdapterHost } from './adapter.ts';
+import { watchHttp } from './backend-calls.ts';
 import { type Budget, MemoryBudget } from './budget.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { Channel } from './channel.ts';
@@ -14,12 +15,13 @@ import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
-import { HttpClient } from './http.ts';
+import { type Http, HttpClient } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
+import type { JobOutcome, Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
 import type { CommandHandler } from './plugin.ts';
 import { pipeline, type Route, type RouterDeps } from './router.ts';
@@ -33,6 +35,7 @@ import {
 } from './schedule.ts';
 import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
+import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -62,6 +65,26 @@ export interface BotOptions {
   readonly budget?: Budget;
   /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
   readonly httpServer?: HttpMounts;
+  /**
+   * Where messages, sends, jobs and backend requests are counted (the runtime serves them as
+   * Prometheus metrics). Default: nothing is counted.
+   */
+  readonly metrics?: Metrics;
+}
+
+/**
+ * Where an adapter is: `down` (not started, or stopped), `starting`, `up` (connected), or
+ * `stopping` (no longer taking messages, still sending).
+ */
+export type AdapterState = 'down' | 'starting' | 'up' | 'stopping';
+
+/** Whether the bot takes messages, and what it still waits for: what `/readyz` answers. */
+export interface Readiness {
+  readonly ready: boolean;
+  /** The bot's own state. */
+  readonly state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+  /** What is not ready: `adapter:<name>` and `plugin:<name>`. Empty once ready. */
+  readonly waiting: readonly string[];
 }
 
 /** A job of this process, as reloads and shutdown see it. */
@@ -123,6 +146,8 @@ export class Bot {
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
   readonly #httpServer: HttpMounts | undefined;
+  readonly #metrics: Metrics | undefined;
+  readonly #adapterStates = new Map<string, AdapterState>();
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
@@ -147,6 +172,7 @@ export class Bot {
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
     this.#httpServer = options.httpServer;
+    this.#metrics = options.metrics;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
     this.#jobs = options.jobs ?? new MemoryJobs();
@@ -164,6 +190,7 @@ export class Bot {
       log: this.log,
       clock: this.clock,
       http: this.http,
+      httpFor: (plugin) => this.#httpFor(plugin),
       redactor: this.redactor,
       translator: this.translator,
       locale: this.locale,
@@ -179,9 +206,15 @@ export class Bot {
       if (this.#adapters.has(adapter.name))
         throw new ConfigError([`adapters.${adapter.name}: defined twice`]);
       this.#adapters.set(adapter.name, adapter);
+      this.#adapterStates.set(adapter.name, 'down');
       this.#outboxes.set(
         adapter.name,
-        new Outbox(adapter, { clock: this.clock, budget, log: this.log.child(`outbox:${adapter.name}`) }),
+        new Outbox(adapter, {
+          clock: this.clock,
+          budget,
+          log: this.log.child(`outbox:${adapter.name}`),
+          metrics: this.#metrics?.adapter(adapter.name),
+        }),
       );
     }
     this.#routerDeps = {
@@ -212,7 +245,15 @@ export class Bot {
       { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
     ];
     for (const adapter of this.#adapters.values()) {
-      const self = await adapter.start(this.#hostFor(adapter));
+      this.#adapterStates.set(adapter.name, 'starting');
+      let self: BotIdentity;
+      try {
+        self = await adapter.start(this.#hostFor(adapter));
+      } catch (error) {
+        this.#adapterStates.set(adapter.name, 'down');
+        throw error;
+      }
+      this.#adapterStates.set(adapter.name, 'up');
       this.#identities.set(adapter.name, self);
       this.log.info('adapter ready', { adapter: adapter.name, bot: self.username });
       await this.bus.emit('adapter/ready', { adapter: adapter.name, self });
@@ -330,6 +371,25 @@ export class Bot {
     }
   }
 
+  /**
+   * Whether the bot is ready to take messages: running, every adapter connected and every plugin
+   * set up. While it starts and once it stops, `waiting` says what is not.
+   */
+  readiness(): Readiness {
+    const waiting: string[] = [];
+    for (const [name, state] of this.#adapterStates) if (state !== 'up') waiting.push(`adapter:${name}`);
+    if (this.#state === 'new' || this.#state === 'starting') {
+      for (const { plugin } of this.#pluginEntries)
+        if (!this.#host.has(plugin.name)) waiting.push(`plugin:${plugin.name}`);
+    }
+    return { ready: this.#state === 'running' && waiting.length === 0, state: this.#state, waiting };
+  }
+
+  /** Where each adapter is, by name. */
+  adapterStates(): ReadonlyMap<string, AdapterState> {
+    return this.#adapterStates;
+  }
+
   /** The jobs running now. */
   jobs(): Promise<readonly JobRecord[]> {
     return this.#jobs.list();
@@ -367,6 +427,8 @@ export class Bot {
 
   async #shutdown(drain: boolean): Promise<void> {
     // Intake stops first: an update that arrives from now on stays with the platform, unconfirmed.
+    for (const [name, state] of this.#adapterStates)
+      if (state === 'up' || state === 'starting') this.#adapterStates.set(name, 'stopping');
     await Promise.all(
       [...this.#adapters.values()].map((adapter) =>
         adapter
@@ -391,6 +453,7 @@ export class Bot {
       await adapter
         .stop()
         .catch((error: unknown) => this.log.warn('adapter stop failed', { adapter: adapter.name, error }));
+      this.#adapterStates.set(adapter.name, 'down');
     }
     await this.http.close().catch(() => {});
     this.#state = 'stopped';
@@ -408,11 +471,36 @@ export class Bot {
     if (timedOut) this.log.warn(`shutdown: gave up waiting for ${what}`, { ms: this.#shutdownTimeoutMs });
   }
 
+  /** A plugin's HTTP client: the bot's, with each backend request measured and traced. */
+  #httpFor(plugin: string): Http {
+    return watchHttp(this.http, {
+      plugin,
+      clock: this.clock,
+      metrics: this.#metrics,
+      log: this.#pluginLog(plugin),
+    });
+  }
+
+  #pluginLog(plugin: string): Logger {
+    let log = this.#pluginLogs.get(plugin);
+    if (!log) {
+      log = this.log.child(plugin);
+      this.#pluginLogs.set(plugin, log);
+    }
+    return log;
+  }
+
   #hostFor(adapter: Adapter): AdapterHost {
+    const counts = this.#metrics?.adapter(adapter.name);
     return {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
-      receive: (message) => this.bus.emit('message', message),
+      receive: counts
+        ? (message) => {
+            counts.received++;
+            return this.bus.emit('message', message);
+          }
+        : (message) => this.bus.emit('message', message),
       press: (press) => this.bus.emit('button', press),
       inputEnded: () => {
         void this.stop({ drain: true });
@@ -531,11 +619,7 @@ export class Bot {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = String(++this.#jobSeq);
     const abort = new JobAbort();
-    let log = this.#pluginLogs.get(plugin);
-    if (!log) {
-      log = this.log.child(plugin);
-      this.#pluginLogs.set(plugin, log);
-    }
+    const log = this.#pluginLog(plugin);
     const event: JobEvent = { jobId, plugin, command, chat: message.chat, userId: message.sender.id };
     const ctx = createContext({
       jobId,
@@ -565,13 +649,28 @@ export class Bot {
     this.#local.set(jobId, local);
     let outcome: 'done' | 'failed' | 'cancelled' = 'done';
     let reason: unknown;
+    const counts = this.#metrics?.job(plugin, command);
+    const debug = log.enabled?.('debug') ?? true;
+    const span = startSpan(`job ${plugin}/${command}`);
+    if (span.isRecording()) {
+      span.setAttributes({
+        'chorus.plugin': plugin,
+        'chorus.command': command,
+        'chorus.adapter': adapter.name,
+        'chorus.platform': adapter.platform,
+        'chorus.chat.kind': message.chat.kind,
+        'chorus.job.scheduled': options.scheduled !== undefined,
+      });
+    }
+    const traced = contextWith(span);
     try {
       const added = this.#jobs.add(event, abort.cancel);
       if (added) await added;
       const startedAt = this.clock.now();
+      if (debug) log.debug('job started', { job: jobId, command, adapter: adapter.name });
       if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
       try {
-        await handler(ctx);
+        await (traced ? runIn(traced, () => handler(ctx)) : handler(ctx));
         if (abort.aborted) outcome = 'cancelled';
       } catch (error) {
         if (abort.aborted || isCancellation(error)) {
@@ -595,17 +694,26 @@ export class Bot {
       }
       const removed = this.#jobs.remove(jobId);
       if (removed) await removed;
-      if (this.bus.listenerCount('job/end') > 0) {
-        await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+      const ms = this.clock.now() - startedAt;
+      if (counts) {
+        counts[outcome === 'done' ? 'ok' : outcome]++;
+        counts.duration.observe(ms / 1000);
       }
+      if (debug) log.debug('job ended', { job: jobId, command, outcome, ms });
+      if (this.bus.listenerCount('job/end') > 0) await this.bus.emit('job/end', { ...event, outcome, ms });
     } finally {
       this.#local.delete(jobId);
       local.end?.();
+      endSpan(span, jobOutcome(outcome), 'chorus.job.outcome');
     }
     const reloaded =
       outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
+}
+
+function jobOutcome(outcome: 'done' | 'failed' | 'cancelled'): JobOutcome {
+  return outcome === 'done' ? 'ok' : outcome;
 }
 
 /** Creates a bot. Call `start()` to run it. */

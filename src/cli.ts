@@ -16,7 +16,9 @@ import { HttpServer } from './http-server.ts';
 import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { createLogger, Redactor } from './logger.ts';
+import { Metrics } from './metrics.ts';
 import { validateConfig } from './plugin.ts';
+import { mountObservability } from './runtime/observability.ts';
 import { openSqliteStore } from './store.ts';
 import { watchForChanges } from './watch.ts';
 
@@ -230,7 +232,7 @@ async function start(args: StartArgs): Promise<number> {
     );
     return 0;
   }
-  const log = createLogger({ level: config.log.level, redactor });
+  const log = createLogger({ level: config.log.level, format: config.log.format, redactor });
   log.debug('config loaded', { path: reading.path ?? 'built-in default' });
   const adapters = adapterPlans.map(({ name, definition, config }) => definition.create({ name, config }));
 
@@ -243,7 +245,18 @@ async function start(args: StartArgs): Promise<number> {
   const store = await openSqliteStore(resolve(config.state.path));
   // Listens when the config sets it up, or when an adapter first mounts a webhook on it.
   const httpServer = new HttpServer({ ...config.http.server, log: log.child('http') });
-  const bot = createBot({ adapters, plugins, locale: config.locale, log, redactor, http, store, httpServer });
+  const metrics = config.metrics ? new Metrics() : undefined;
+  const bot = createBot({
+    adapters,
+    plugins,
+    locale: config.locale,
+    log,
+    redactor,
+    http,
+    store,
+    httpServer,
+    ...(metrics && { metrics }),
+  });
   let signals = 0;
   const onSignal = (signal: string) => {
     signals++;
@@ -262,6 +275,9 @@ async function start(args: StartArgs): Promise<number> {
   let watching: { close(): void } | undefined;
   try {
     if (config.http.server) await httpServer.listen();
+    // Health (and metrics) answer from before the bot starts until it has stopped.
+    if (config.http.server || config.metrics)
+      await mountObservability(httpServer, { bot, metrics, metricsPath: config.metrics?.path });
     await bot.start();
     if (args.watch) {
       const { cwd } = where;

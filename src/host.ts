@@ -7,7 +7,7 @@ import type { EventBus } from './bus.ts';
 import type { Clock } from './clock.ts';
 import { type CommandSpec, isCommandName } from './commands.ts';
 import { ChorusError, ConfigError } from './errors.ts';
-import type { HttpClient } from './http.ts';
+import type { Http } from './http.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { Button } from './message.ts';
@@ -41,7 +41,9 @@ export interface HostServices {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
+  /** The client plugin `name` gets as `ctx.http`. Default: `http` itself. */
+  readonly httpFor?: (plugin: string) => Http;
   readonly redactor: Redactor;
   readonly translator: Translator;
   readonly locale: string;
@@ -211,7 +213,7 @@ export class PluginHost {
       name: plugin.name,
       log: this.#services.log.child(plugin.name),
       clock: this.#services.clock,
-      http: this.#services.http,
+      http: this.#services.httpFor?.(plugin.name) ?? this.#services.http,
       command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
       match: (matcher, handler) => {
         const entry: MatcherEntry = { plugin: plugin.name, matcher, handler, owner: loaded };

@@ -51,6 +51,23 @@ export interface HttpRequest {
 /** The response type undici returns (the standard `Response` shape). */
 export type HttpResponse = Awaited<ReturnType<typeof undiciFetch>>;
 
+/**
+ * An HTTP client: what `ctx.http` is. {@link HttpClient} (undici) is the one a bot runs with; each
+ * plugin gets it wrapped so that its backend requests are measured and traced.
+ */
+export interface Http {
+  /** A client with `overrides` applied (a backend's own proxy or timeouts). */
+  with(overrides: HttpOptions): Http;
+  /**
+   * Sends a request and resolves with a 2xx response; anything else throws a `BackendError`
+   * (`status` with a short excerpt of the body, `network`, `timeout`, or `blocked`). An aborted
+   * `signal` rejects with the signal's reason.
+   */
+  request(url: string, request: HttpRequest): Promise<HttpResponse>;
+  /** Closes the client's connection pools. */
+  close(): Promise<void>;
+}
+
 const loopback = 'localhost,127.0.0.1,::1,[::1]';
 
 /** Redirects followed per request. */
@@ -66,7 +83,7 @@ const portableHeaders = new Set(['user-agent', 'accept', 'accept-language', 'con
  * An HTTP client with its own connection pool. Make one per set of options and reuse it;
  * `with()` derives a client with some options changed (a backend's own proxy or timeouts).
  */
-export class HttpClient {
+export class HttpClient implements Http {
   readonly options: HttpOptions;
   readonly #dispatcher: Dispatcher;
   readonly #publicOnly: Dispatcher;
@@ -268,8 +285,9 @@ export async function readBytes(
 ): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   const over = (what: string) => {
-    void response.body?.cancel().catch(() => {});
-    return new BackendError(backend, 'invalid', `${backend}: ${what}`);
+    const error = new BackendError(backend, 'invalid', `${backend}: ${what}`);
+    void response.body?.cancel(error).catch(() => {});
+    return error;
   };
   if (declared > maxBytes) throw over(`answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
   if (budget && declared > budget.left)

@@ -62,7 +62,7 @@ export {
   readNdjson,
   readSse,
 } from './http.ts';
-export type { Body, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
+export type { Body, Http, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
 export { isPublicAddress } from './net-guard.ts';
 export { splitText, wellFormed } from './text.ts';
 export type { Locale, Strings } from './i18n.ts';

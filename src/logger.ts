@@ -1,6 +1,7 @@
 /**
  * Structured logging that never prints a secret. Lines go to stderr (stdout belongs to the
- * console adapter), one event a line: time, level, scope, message, then `key=value` fields.
+ * console adapter), one event a line: time, level, scope, message, then `key=value` fields; or,
+ * with `format: 'json'`, one JSON object a line (`time`, `level`, `scope`, `msg`, then the fields).
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -17,7 +18,15 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
   /** A logger whose lines carry `scope` (`chorus:draw`). */
   child(scope: string): Logger;
+  /**
+   * Whether lines of `level` are written, so a caller can skip building fields nobody reads.
+   * Optional: a logger without it is taken to write everything.
+   */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean;
 }
+
+/** How a line is written: `text` for people, `json` for log collectors. */
+export type LogFormat = 'text' | 'json';
 
 /** Names of environment variables whose values are secrets. */
 export const secretEnvName = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH/i;
@@ -77,6 +86,8 @@ export interface LoggerOptions {
   /** Where lines go. Default: stderr. */
   write?: (line: string) => void;
   scope?: string;
+  /** Default `text`. */
+  format?: LogFormat;
 }
 
 /** Creates a logger. */
@@ -85,12 +96,27 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const redactor = options.redactor ?? new Redactor();
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
 
+  const json = options.format === 'json';
   const make = (scope: string): Logger => {
+    const quotedScope = JSON.stringify(scope);
     const log = (level: Exclude<LogLevel, 'silent'>, message: string, fields?: LogFields) => {
       if (levelRank[level] < threshold) return;
-      let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${scope}] ${message}`;
-      for (const [key, value] of Object.entries(fields ?? {}))
-        line += ` ${key}=${formatValue(value, level === 'debug')}`;
+      let line: string;
+      if (json) {
+        line = `{"time":"${new Date().toISOString()}","level":"${level}","scope":${quotedScope},"msg":${JSON.stringify(message)}`;
+        if (fields) {
+          for (const key in fields) {
+            if (reservedJsonKeys.has(key)) continue;
+            line += `,${JSON.stringify(key)}:${jsonValue(fields[key], level === 'debug')}`;
+          }
+        }
+        line += '}';
+      } else {
+        line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${scope}] ${message}`;
+        if (fields) {
+          for (const key in fields) line += ` ${key}=${formatValue(fields[key], level === 'debug')}`;
+        }
+      }
       write(redactor.redact(line));
     };
     return {
@@ -99,18 +125,36 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       warn: (m, f) => log('warn', m, f),
       error: (m, f) => log('error', m, f),
       child: (child) => make(`${scope}:${child}`),
+      enabled: (level) => levelRank[level] >= threshold,
     };
   };
   return make(options.scope ?? 'chorus');
 }
 
-function formatValue(value: unknown, withStack: boolean): string {
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    const head = `${value.name}${typeof code === 'string' ? `(${code})` : ''}: ${value.message}`;
-    const cause = value.cause instanceof Error ? ` <- ${value.cause.name}: ${value.cause.message}` : '';
-    return JSON.stringify(withStack && value.stack ? `${head}${cause}\n${value.stack}` : `${head}${cause}`);
+/** Keys of a JSON line that fields may not overwrite. */
+const reservedJsonKeys = new Set(['time', 'level', 'scope', 'msg']);
+
+/** An error as one string: name, code, message, its cause's, and (at debug level) the stack. */
+function describeError(error: Error, withStack: boolean): string {
+  const code = (error as { code?: unknown }).code;
+  const head = `${error.name}${typeof code === 'string' ? `(${code})` : ''}: ${error.message}`;
+  const cause = error.cause instanceof Error ? ` <- ${error.cause.name}: ${error.cause.message}` : '';
+  return withStack && error.stack ? `${head}${cause}\n${error.stack}` : `${head}${cause}`;
+}
+
+function jsonValue(value: unknown, withStack: boolean): string {
+  if (value instanceof Error) return JSON.stringify(describeError(value, withStack));
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `"${value}"`;
+  if (value === undefined) return 'null';
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch {
+    return '"[unserializable]"';
   }
+}
+
+function formatValue(value: unknown, withStack: boolean): string {
+  if (value instanceof Error) return JSON.stringify(describeError(value, withStack));
   if (typeof value === 'string') return /^[\w.:/@-]+$/.test(value) ? value : JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
   try {
