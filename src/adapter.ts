@@ -54,6 +54,12 @@ export interface AdapterHost {
   press(press: ButtonPress): Promise<void>;
   /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */
   inputEnded(): void;
+  /**
+   * Counts a 429 the platform answered (`chorus_rate_limited_total`). Call it for every one,
+   * whether the SDK retried it or it reached the outbox as a `RateLimitError`: only the adapter
+   * sees them all.
+   */
+  rateLimited(): void;
   readonly log: Logger;
   /**
    * The process's HTTP server, where webhooks mount (`handle(Request) → Response`); absent when

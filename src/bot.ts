@@ -502,6 +502,11 @@ export class Bot {
           }
         : (message) => this.bus.emit('message', message),
       press: (press) => this.bus.emit('button', press),
+      rateLimited: counts
+        ? () => {
+            counts.rateLimited++;
+          }
+        : () => {},
       inputEnded: () => {
         void this.stop({ drain: true });
       },

@@ -274,10 +274,10 @@ async function start(args: StartArgs): Promise<number> {
   const alive = setInterval(() => {}, 60_000);
   let watching: { close(): void } | undefined;
   try {
-    if (config.http.server) await httpServer.listen();
     // Health (and metrics) answer from before the bot starts until it has stopped.
     if (config.http.server || config.metrics)
       await mountObservability(httpServer, { bot, metrics, metricsPath: config.metrics?.path });
+    if (config.http.server) await httpServer.listen();
     await bot.start();
     if (args.watch) {
       const { cwd } = where;

@@ -50,7 +50,7 @@ export class AdapterCell {
   edit = 0;
   typing = 0;
   draft = 0;
-  /** 429s from the platform. */
+  /** 429s from the platform, as the adapter reports them (`host.rateLimited()`). */
   rateLimited = 0;
   /** Seconds from an operation being queued to its going out. */
   readonly outboxWait = new HistogramCell();

@@ -98,7 +98,7 @@ export interface OutboxOptions {
   budget?: Budget;
   /** How often one operation is retried after rate limits before it fails. Default 8. */
   maxRetries?: number;
-  /** The adapter's counters: operations sent by kind, 429s, time spent waiting in the queue. */
+  /** The adapter's counters: operations sent by kind, time spent waiting in the queue. */
   metrics?: AdapterCell | undefined;
 }
 
@@ -404,7 +404,6 @@ export class Outbox {
         if (error instanceof RateLimitError && op.attempts < this.#maxRetries) {
           op.attempts++;
           this.stats.rateLimited++;
-          if (this.#metrics) this.#metrics.rateLimited++;
           queue.pausedUntil = Math.max(queue.pausedUntil, this.#clock.now() + error.retryAfterMs);
           this.#log.warn('rate limited, pausing chat', {
             adapter: this.#adapter.name,

@@ -144,6 +144,10 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
         host?.press(press).catch((error: unknown) => host?.log.error('handling a button failed', { error }));
     }
   });
+  // Every 429, the ones @discordjs/rest retries itself too.
+  client.rest.on(RESTEvents.Response, (_request, response) => {
+    if (response.status === 429) host?.rateLimited();
+  });
   client.rest.on(RESTEvents.RateLimited, (info) => {
     host?.log.warn('discord rate limited', {
       route: info.route,

@@ -58,6 +58,12 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   const posts = new Set<Promise<Response>>();
   let handled: HandledUpdates | undefined;
 
+  // Installed first, so it is innermost: it sees every 429, the ones autoRetry retries too.
+  bot.api.config.use(async (prev, method, payload, signal) => {
+    const result = await prev(method, payload, signal);
+    if (!result.ok && result.error_code === 429) host?.rateLimited();
+    return result;
+  });
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
   );

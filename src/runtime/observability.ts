@@ -41,18 +41,17 @@ export async function mountObservability(
   options: ObservabilityOptions,
 ): Promise<Unmount> {
   const { bot } = options;
-  const unmounts: Unmount[] = [];
-  unmounts.push(await server.mount('GET', '/healthz', () => json(200, { status: 'ok' })));
-  unmounts.push(
-    await server.mount('GET', '/readyz', () => {
+  const routes: Promise<Unmount>[] = [
+    server.mount('GET', '/healthz', () => json(200, { status: 'ok' })),
+    server.mount('GET', '/readyz', () => {
       const readiness = bot.readiness();
       return json(readiness.ready ? 200 : 503, readiness);
     }),
-  );
+  ];
   if (options.metrics) {
     const registry = createRegistry(options.metrics, bot);
-    unmounts.push(
-      await server.mount(
+    routes.push(
+      server.mount(
         'GET',
         options.metricsPath ?? '/metrics',
         async () =>
@@ -62,6 +61,8 @@ export async function mountObservability(
       ),
     );
   }
+  // Every route is in the table before the server first listens: none answers 404 meanwhile.
+  const unmounts = await Promise.all(routes);
   return () => {
     for (const unmount of unmounts) unmount();
   };
