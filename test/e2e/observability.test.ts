@@ -41,7 +41,7 @@ function parseMetrics(text: string): { samples: Sample[]; types: Map<string, str
 }
 
 /** The value of the one sample named `name` with (at least) `labels`; 0 when there is none. */
-function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string>): number {
+function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string>): number {
   const found = samples.filter(
     (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
   );
@@ -182,7 +182,7 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     expect(scraped.status).toBe(200);
     expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/);
     const { samples, types } = parseMetrics(scraped.body);
-    const m = (name: string, labels: Record<string, string> = {}) => valueOf(samples, name, labels);
+    const m = (name: string, labels: Record<string, string> = {}) => sampleValue(samples, name, labels);
     const tg = { adapter: 'telegram' };
 
     expect(m('chorus_messages_received_total', tg)).toBe(4);
