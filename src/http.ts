@@ -284,9 +284,11 @@ export async function readBytes(
   budget?: ByteBudget,
 ): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  const reader = response.body?.getReader();
+  // The body is cancelled with the reason, so whoever watches it knows why it was not read.
   const over = (what: string) => {
     const error = new BackendError(backend, 'invalid', `${backend}: ${what}`);
-    void response.body?.cancel(error).catch(() => {});
+    void reader?.cancel(error).catch(() => {});
     return error;
   };
   if (declared > maxBytes) throw over(`answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
@@ -295,7 +297,10 @@ export async function readBytes(
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for await (const chunk of response.body ?? []) {
+    for (;;) {
+      const step = await reader?.read();
+      if (!step || step.done) break;
+      const chunk = step.value;
       size += chunk.byteLength;
       if (size > maxBytes) throw over(`answer exceeds the ${maxBytes}-byte cap`);
       if (budget && !budget.spend(chunk.byteLength))
@@ -304,6 +309,8 @@ export async function readBytes(
     }
   } catch (error) {
     throw toBackendError(backend, error);
+  } finally {
+    reader?.releaseLock();
   }
   const out = new Uint8Array(size);
   let offset = 0;
