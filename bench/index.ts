@@ -3,10 +3,12 @@ import { benchAsk } from './ask.ts';
 import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
+import { benchObservability } from './observability.ts';
 import { benchTelegram } from './telegram/index.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
+  ['obs', benchObservability],
   ['draw', benchDraw],
   ['ask', benchAsk],
   ['budget', benchBudgets],

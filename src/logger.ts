@@ -1,7 +1,8 @@
 /**
  * Structured logging that never prints a secret. Lines go to stderr (stdout belongs to the
  * console adapter), one event a line: time, level, scope, message, then `key=value` fields; or,
- * with `format: 'json'`, one JSON object a line (`time`, `level`, `scope`, `msg`, then the fields).
+ * with `format: 'json'`, one JSON object a line: `time` (milliseconds since the epoch, as pino
+ * writes it), `level`, `scope`, `msg`, then the fields.
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -39,6 +40,8 @@ export const secretEnvName = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH/i
 export class Redactor {
   readonly #secrets = new Set<string>();
   #pattern: RegExp | undefined;
+  /** The secrets, as a list to look for. */
+  #forms: readonly string[] = [];
 
   /** Registers a secret. Very short values are ignored: masking them would mangle ordinary text. */
   add(secret: string | undefined): void {
@@ -52,6 +55,7 @@ export class Redactor {
       if (!this.#secrets.has(form)) {
         this.#secrets.add(form);
         this.#pattern = undefined;
+        this.#forms = [...this.#secrets];
       }
     }
   }
@@ -62,7 +66,8 @@ export class Redactor {
   }
 
   redact(text: string): string {
-    if (this.#secrets.size > 0) {
+    // Most lines carry no secret: looking for each is cheaper than a pass of the pattern.
+    if (this.#forms.some((form) => text.includes(form))) {
       // One pass, longest first, so a secret that contains another is masked whole.
       this.#pattern ??= new RegExp(
         [...this.#secrets]
@@ -103,11 +108,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       if (levelRank[level] < threshold) return;
       let line: string;
       if (json) {
-        line = `{"time":"${new Date().toISOString()}","level":"${level}","scope":${quotedScope},"msg":${JSON.stringify(message)}`;
+        line = `{"time":${Date.now()},"level":"${level}","scope":${quotedScope},"msg":${quote(message)}`;
         if (fields) {
           for (const key in fields) {
             if (reservedJsonKeys.has(key)) continue;
-            line += `,${JSON.stringify(key)}:${jsonValue(fields[key], level === 'debug')}`;
+            line += `,${quote(key)}:${jsonValue(fields[key], level === 'debug')}`;
           }
         }
         line += '}';
@@ -142,7 +147,22 @@ function describeError(error: Error, withStack: boolean): string {
   return withStack && error.stack ? `${head}${cause}\n${error.stack}` : `${head}${cause}`;
 }
 
+/**
+ * A string as JSON. Short strings with nothing to escape (most keys and values) are quoted as
+ * they are, which costs far less than `JSON.stringify`.
+ */
+function quote(text: string): string {
+  if (text.length > 64) return JSON.stringify(text);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 32 || code === 34 || code === 92 || (code >= 0xd800 && code <= 0xdfff))
+      return JSON.stringify(text);
+  }
+  return `"${text}"`;
+}
+
 function jsonValue(value: unknown, withStack: boolean): string {
+  if (typeof value === 'string') return quote(value);
   if (value instanceof Error) return JSON.stringify(describeError(value, withStack));
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `"${value}"`;
   if (value === undefined) return 'null';

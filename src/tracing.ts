@@ -10,6 +10,7 @@
 import {
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   type Span,
   SpanKind,
@@ -36,7 +37,10 @@ export function startSpan(name: string, kind: SpanKind = SpanKind.INTERNAL): Spa
  * is registered (the span is a no-op and its context invalid): then there is nothing to carry.
  */
 export function contextWith(span: Span): Context | undefined {
-  return isSpanContextValid(span.spanContext()) ? trace.setSpan(context.active(), span) : undefined;
+  const spanContext = span.spanContext();
+  // The no-op tracer's spans all share this object: no need to check its ids.
+  if (spanContext === INVALID_SPAN_CONTEXT || !isSpanContextValid(spanContext)) return undefined;
+  return trace.setSpan(context.active(), span);
 }
 
 /** Runs `fn` with `parent` as the active context, when there is one. */

@@ -271,7 +271,7 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     const { stderr } = bot.output();
     const lines = jsonLines(stderr);
     for (const line of lines) {
-      expect(typeof line.time).toBe('string');
+      expect(typeof line.time).toBe('number');
       expect(['debug', 'info', 'warn', 'error']).toContain(line.level);
       expect(typeof line.scope).toBe('string');
       expect(typeof line.msg).toBe('string');
