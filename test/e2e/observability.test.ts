@@ -4,7 +4,10 @@
  * and shutdown, Prometheus metrics after a draw with a failing backend and a streamed ask, and
  * JSON logs, one object a line, with the debug lines an operator needs and no secret.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ExportedSpan } from '../fakes/otel.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { llmApiKey, type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
 
@@ -114,9 +117,9 @@ async function world() {
   return { ...backends, telegram, dir, config };
 }
 
-function run(w: Awaited<ReturnType<typeof world>>): RunningChorus {
+function run(w: Awaited<ReturnType<typeof world>>, env: Record<string, string> = {}): RunningChorus {
   const bot = startChorus(w.dir, w.config, {
-    env: { TELEGRAM_BOT_TOKEN: w.telegram.token, OPENAI_API_KEY: llmApiKey },
+    env: { TELEGRAM_BOT_TOKEN: w.telegram.token, OPENAI_API_KEY: llmApiKey, ...env },
   });
   cleanups.push(() => bot.stop('SIGKILL'));
   return bot;
@@ -293,5 +296,49 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     expect(waited!.ms).toBeGreaterThan(1000);
     expect(stderr).not.toContain(llmApiKey);
     expect(stderr).not.toContain(w.telegram.token);
+  }, 60_000);
+
+  it('hands a span per job, with a child span per backend request, to the OpenTelemetry SDK the process registers', async () => {
+    const w = await world();
+    const spansFile = join(w.dir, 'spans.jsonl');
+    // As a user would: `node --import` of their SDK setup, through NODE_OPTIONS for `npm start`.
+    const setup = resolve(import.meta.dirname, '../fakes/otel.ts');
+    const bot = run(w, {
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, '--import tsx', `--import ${setup}`].filter(Boolean).join(' '),
+      CHORUS_TEST_SPANS: spansFile,
+    });
+    await bot.waitFor(/"msg":"adapter ready"/);
+    w.telegram.userSays(privateChat, ann, '/draw a red fox');
+    const texts = () => w.telegram.chatMessages(privateChat.id).map((m) => m.text ?? '');
+    await until(texts, (t) => t.some((text) => text.startsWith('Finished: ')), 'the finished draw');
+    expect(await bot.stop('SIGTERM')).toMatchObject({ code: 0 });
+
+    const spans = (existsSync(spansFile) ? readFileSync(spansFile, 'utf8') : '')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as ExportedSpan);
+    const job = spans.find((s) => s.name === 'job draw/draw');
+    expect(job, JSON.stringify(spans.map((s) => s.name))).toBeDefined();
+    expect(job!.scope).toBe('chorus-bot');
+    expect(job!.attributes).toMatchObject({
+      'chorus.plugin': 'draw',
+      'chorus.adapter': 'telegram',
+      'chorus.job.outcome': 'ok',
+    });
+    const children = spans.filter((s) => s.parentSpanId === job!.spanId);
+    expect(children.map((s) => s.name).sort()).toEqual([
+      'backend broken',
+      'backend quick',
+      'backend slow',
+      'backend steady',
+    ]);
+    for (const child of children) expect(child.traceId).toBe(job!.traceId);
+    const broken = children.find((s) => s.name === 'backend broken')!;
+    expect(broken.attributes).toMatchObject({
+      'http.response.status_code': 500,
+      'chorus.backend.outcome': 'status',
+    });
+    expect(broken.status.code).toBe(2);
+    expect(JSON.stringify(spans)).not.toContain(String(ann.id));
   }, 60_000);
 });
