@@ -42,6 +42,11 @@ export class Redactor {
   #pattern: RegExp | undefined;
   /** The secrets, as a list to look for. */
   #forms: readonly string[] = [];
+  /**
+   * Text shorter than this holds no secret: not the shortest registered one, nor a bearer header
+   * (`Bot ` and 16 characters) or a bot token (longer still).
+   */
+  #shortest = 20;
 
   /** Registers a secret. Very short values are ignored: masking them would mangle ordinary text. */
   add(secret: string | undefined): void {
@@ -56,6 +61,7 @@ export class Redactor {
         this.#secrets.add(form);
         this.#pattern = undefined;
         this.#forms = [...this.#secrets];
+        this.#shortest = Math.min(this.#shortest, form.length);
       }
     }
   }
@@ -66,6 +72,7 @@ export class Redactor {
   }
 
   redact(text: string): string {
+    if (text.length < this.#shortest) return text;
     // Most lines carry no secret: looking for each is cheaper than a pass of the pattern.
     if (this.#forms.some((form) => text.includes(form))) {
       // One pass, longest first, so a secret that contains another is masked whole.
@@ -102,27 +109,41 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
 
   const json = options.format === 'json';
+  // Formatting a date costs more than the rest of a line: lines of the same millisecond share one.
+  let isoAt = 0;
+  let iso = '';
+  const isoNow = () => {
+    const now = Date.now();
+    if (now !== isoAt) {
+      isoAt = now;
+      iso = new Date(now).toISOString();
+    }
+    return iso;
+  };
   const make = (scope: string): Logger => {
     const quotedScope = JSON.stringify(scope);
+    // The message and each value are redacted before they are quoted or escaped, one by one:
+    // short ones (most) need no look at all, and a line's structure is never scanned.
     const log = (level: Exclude<LogLevel, 'silent'>, message: string, fields?: LogFields) => {
       if (levelRank[level] < threshold) return;
+      const stack = level === 'debug';
       let line: string;
       if (json) {
-        line = `{"time":${Date.now()},"level":"${level}","scope":${quotedScope},"msg":${quote(message)}`;
+        line = `{"time":${Date.now()},"level":"${level}","scope":${quotedScope},"msg":${quote(redactor.redact(message))}`;
         if (fields) {
           for (const key in fields) {
             if (reservedJsonKeys.has(key)) continue;
-            line += `,${quote(key)}:${jsonValue(fields[key], level === 'debug')}`;
+            line += `,${quote(key)}:${jsonValue(fields[key], stack, redactor)}`;
           }
         }
         line += '}';
       } else {
-        line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${scope}] ${message}`;
+        line = `${isoNow()} ${level.toUpperCase().padEnd(5)} [${scope}] ${redactor.redact(message)}`;
         if (fields) {
-          for (const key in fields) line += ` ${key}=${formatValue(fields[key], level === 'debug')}`;
+          for (const key in fields) line += ` ${key}=${formatValue(fields[key], stack, redactor)}`;
         }
       }
-      write(redactor.redact(line));
+      write(line);
     };
     return {
       debug: (m, f) => log('debug', m, f),
@@ -161,24 +182,29 @@ function quote(text: string): string {
   return `"${text}"`;
 }
 
-function jsonValue(value: unknown, withStack: boolean): string {
-  if (typeof value === 'string') return quote(value);
-  if (value instanceof Error) return JSON.stringify(describeError(value, withStack));
+function jsonValue(value: unknown, withStack: boolean, redactor: Redactor): string {
+  if (typeof value === 'string') return quote(redactor.redact(value));
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `"${value}"`;
+  if (typeof value === 'boolean' || value === null) return String(value);
   if (value === undefined) return 'null';
+  if (value instanceof Error) return JSON.stringify(redactor.redact(describeError(value, withStack)));
   try {
-    return JSON.stringify(value) ?? 'null';
+    // Secrets JSON-escaped inside are registered in that form too.
+    return redactor.redact(JSON.stringify(value) ?? 'null');
   } catch {
     return '"[unserializable]"';
   }
 }
 
-function formatValue(value: unknown, withStack: boolean): string {
-  if (value instanceof Error) return JSON.stringify(describeError(value, withStack));
-  if (typeof value === 'string') return /^[\w.:/@-]+$/.test(value) ? value : JSON.stringify(value);
+function formatValue(value: unknown, withStack: boolean, redactor: Redactor): string {
+  if (typeof value === 'string') {
+    const text = redactor.redact(value);
+    return /^[\w.:/@-]+$/.test(text) ? text : JSON.stringify(text);
+  }
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (value instanceof Error) return JSON.stringify(redactor.redact(describeError(value, withStack)));
   try {
-    return JSON.stringify(value);
+    return redactor.redact(JSON.stringify(value));
   } catch {
     return '[unserializable]';
   }
