@@ -486,10 +486,8 @@ export class Bot {
    * entry for {@link Bot.settled} goes with it.
    */
   #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
-    const settled: Promise<void> = promise.then(
-      () => this.#untrack(settled, message),
-      () => this.#untrack(settled, message),
-    );
+    const untrack = () => this.#untrack(settled, message);
+    const settled: Promise<void> = promise.then(untrack, untrack);
     this.#running.add(settled);
     return promise;
   }
@@ -583,7 +581,8 @@ export class Bot {
         }
         reason = abort.aborted ? abort.reason : error;
       }
-      const finished = await ctx.finishAll(outcome, reason);
+      const finishing = ctx.finishAll(outcome, reason);
+      const finished = typeof finishing === 'number' ? finishing : await finishing;
       if (outcome === 'failed' && finished === 0 && !options.standalone) {
         await this.#say(
           message,
