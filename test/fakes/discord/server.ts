@@ -209,7 +209,7 @@ export class FakeDiscord {
    * lands on shard `(2^40 + k) % count`: with two shards, guilds alternate.
    */
   addGuild(name: string): FakeGuild {
-    const id = String(((1n << 40n) + BigInt(this.guilds.length)) << 22n);
+    const id = String(((1n << 40n) + BigInt(this.guilds.length - 1)) << 22n);
     const general: FakeChannel = { id: snowflake(), type: 0, guild_id: id, name: 'general' };
     this.channels.set(general.id, general);
     const guild = { id, name, general };
