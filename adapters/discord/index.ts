@@ -58,6 +58,8 @@ const shardIds = z
   .min(1)
   .refine((ids) => new Set(ids).size === ids.length, 'each shard id once');
 
+const shardCountExpected = 'expected auto or a number of shards (1 or more)';
+
 /** The `adapters.discord` config section. */
 export const discordConfig = z
   .strictObject({
@@ -93,8 +95,8 @@ export const discordConfig = z
     shardCount: z
       .preprocess(
         (value) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
-        z.union([z.literal('auto'), z.number().int().positive()], {
-          error: 'expected auto or a number of shards (1 or more)',
+        z.union([z.literal('auto'), z.number().int().positive({ error: shardCountExpected })], {
+          error: shardCountExpected,
         }),
       )
       .default('auto'),
