@@ -182,12 +182,13 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     (!config.allowedUsers || config.allowedUsers.includes(userId));
 
   /** What every shard's Client does with its events. */
-  const wire = (client: Client) => {
+  const wire = (client: Client, shard: number) => {
     client.on(Events.MessageCreate, async (message) => {
       // The allow-lists are the router's to apply (`admits`).
       const me = self;
       if (!me || message.author.id === me.id) return;
       if (!(await firstTime(message.id))) return;
+      host?.log.debug('discord message', { id: message.id, shard });
       host
         ?.receive(normalizeMessage(name, message, me))
         .catch((error: unknown) => host?.log.error('handling a message failed', { error }));
@@ -195,6 +196,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     client.on(Events.InteractionCreate, async (interaction) => {
       if (!allowed(interaction.guildId, interaction.channelId ?? '', interaction.user.id)) return;
       if (!(await firstTime(interaction.id))) return;
+      host?.log.debug('discord interaction', { id: interaction.id, shard });
       if (interaction.isChatInputCommand()) {
         // Defer within Discord's 3 seconds; the job answers through the deferred reply and follow-ups.
         const deferred = rest
@@ -287,7 +289,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
       shardCount: count,
       ws: { buildIdentifyThrottler },
     });
-    wire(client);
+    wire(client, id);
     clients.set(id, client);
     const closed = (code: number) =>
       `discord closed shard ${id} of ${count} (${code} ${GatewayCloseCodes[code] ?? 'close'})${
