@@ -17,7 +17,8 @@ import {
 } from '../../adapters/discord/shards.ts';
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
-import { MemoryStore, openSqliteStore, type Store } from '../../src/store.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
+import { MemoryStore, type Store } from '../../src/store.ts';
 import { FakeClock } from '../../src/testing.ts';
 
 const leaseMs = 10_000;
