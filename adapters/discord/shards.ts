@@ -33,6 +33,11 @@ export interface ShardLeasesOptions {
   readonly leaseMs?: number;
   /** How often leases are renewed and free shards looked for. Default `leaseMs / 5`. */
   readonly renewMs?: number;
+  /**
+   * How long a shard that failed to open is left alone before this process tries it again (each
+   * IDENTIFY counts against Discord's daily session starts). Default 60 s.
+   */
+  readonly retryMs?: number;
 }
 
 interface HeldShard {
@@ -49,6 +54,11 @@ export class ShardLeases {
   readonly #member = randomUUID();
   readonly #held = new Map<number, HeldShard>();
   readonly #waitingFor = new Set<number>();
+  /** Shards that failed to open, and when this process may try each again. */
+  readonly #retryAt = new Map<number, number>();
+  #startErrors: unknown[] | undefined;
+  /** The opens of the first round, which `start` waits for. */
+  readonly #firstOpens: Promise<void>[] = [];
   #timer: ReturnType<Clock['setTimeout']> | undefined;
   #ticking: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -71,10 +81,21 @@ export class ShardLeases {
     return [...this.#held.keys()].sort((a, b) => a - b);
   }
 
-  /** Takes what leases it can and waits for those shards to open; then keeps renewing and looking. */
+  /**
+   * Takes what leases it can and waits for those shards to open; then keeps renewing and looking.
+   * Rejects (holding nothing) when one of them fails to open.
+   */
   async start(): Promise<void> {
+    this.#startErrors = [];
     await this.#tick();
-    await Promise.all([...this.#held.values()].map((shard) => shard.opened));
+    await Promise.all(this.#firstOpens);
+    const [error] = this.#startErrors;
+    this.#startErrors = undefined;
+    // A shard that cannot open at start (a bad token, an invalid shard) fails the start, loudly.
+    if (error !== undefined) {
+      await this.stop();
+      throw error;
+    }
   }
 
   /** Stops renewing, closes every shard held and gives the leases back. */
@@ -86,8 +107,12 @@ export class ShardLeases {
     await this.#options.store.delete(this.#memberKey).catch(() => {});
   }
 
-  /** Closes a shard and gives its lease back (Discord closed it for good): another round may take it again. */
+  /**
+   * Closes a shard and gives its lease back (Discord closed it for good): another process may take
+   * it at once, this one after `retryMs`.
+   */
   async giveBack(id: number): Promise<void> {
+    this.#retryAt.set(id, this.#options.clock.now() + (this.#options.retryMs ?? 60_000));
     await this.#giveBack(id);
   }
 
@@ -132,7 +157,7 @@ export class ShardLeases {
       }
       for (const id of wanted) {
         if (this.#stopped || this.#held.size >= share) break;
-        if (this.#held.has(id)) continue;
+        if (this.#held.has(id) || (this.#retryAt.get(id) ?? 0) > this.#options.clock.now()) continue;
         const lock = await store.lock(`${prefix}shard:${id}`, this.#leaseMs);
         if (!lock) {
           if (choice !== 'auto' && !this.#waitingFor.has(id)) {
@@ -145,7 +170,9 @@ export class ShardLeases {
           continue;
         }
         this.#waitingFor.delete(id);
-        this.#held.set(id, { lock, opened: this.#open(id, lock) });
+        const opened = this.#open(id, lock);
+        if (this.#startErrors) this.#firstOpens.push(opened);
+        this.#held.set(id, { lock, opened });
       }
     } finally {
       this.#schedule();
@@ -156,12 +183,15 @@ export class ShardLeases {
   async #open(id: number, lock: StoreLock): Promise<void> {
     try {
       await this.#options.open(id);
+      this.#retryAt.delete(id);
     } catch (error) {
       this.#options.log.error('a discord shard failed to start; giving its lease back', {
         shard: id,
         shards: this.#options.count,
         error,
       });
+      this.#startErrors?.push(error);
+      this.#retryAt.set(id, this.#options.clock.now() + (this.#options.retryMs ?? 60_000));
       if (this.#held.get(id)?.lock === lock) this.#held.delete(id);
       await lock.release().catch(() => {});
     }

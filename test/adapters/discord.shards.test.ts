@@ -8,18 +8,20 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { discordConfig } from '../../adapters/discord/index.ts';
+import { createDiscordAdapter, discordConfig } from '../../adapters/discord/index.ts';
 import {
   identifyWindowMs,
   type ShardChoice,
   ShardLeases,
   storeIdentifyThrottler,
 } from '../../adapters/discord/shards.ts';
+import { createBot } from '../../src/bot.ts';
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
 import { MemoryStore, type Store } from '../../src/store.ts';
 import { FakeClock } from '../../src/testing.ts';
+import { FakeDiscord } from '../fakes/discord/server.ts';
 
 const leaseMs = 10_000;
 const renewMs = 2_000;
@@ -189,16 +191,27 @@ describe('discord shard leases', () => {
     expect(w.clashes).toEqual([]);
   });
 
-  it('a shard that fails to open gives its lease back and is tried again next round', async () => {
+  it('a shard that fails to open fails the start; later, it is left alone for retryMs', async () => {
     const w = new World(1);
     const store = new MemoryStore({ clock: w.clock });
     const a = w.process('A', store, 'all', 1);
-    await a.leases.start();
+    await expect(a.leases.start()).rejects.toThrow('gateway unreachable');
     expect(a.leases.held).toEqual([]);
-    expect(w.logs.join('\n')).toMatch(/failed to start; giving its lease back/);
+    // It gave the lease back: another process takes the shard at once.
+    const b = w.process('B', store);
+    await b.leases.start();
+    expect(b.leases.held).toEqual([0]);
+
+    // Later rounds: C's open fails when B has stopped; C tries again only after 60 s.
+    const c = w.process('C', store, 'auto', 1);
+    await c.leases.start();
+    await b.leases.stop();
     await w.clock.tick(renewMs);
-    expect(a.leases.held).toEqual([0]);
-    expect(w.events).toEqual(['A open 0']);
+    expect(w.logs.join('\n')).toMatch(/C .*failed to start; giving its lease back/);
+    await w.clock.tick(60_000 - 2 * renewMs);
+    expect(c.leases.held).toEqual([]);
+    expect(await w.until(() => c.leases.held.length === 1)).toBeLessThanOrEqual(2 * renewMs);
+    expect(w.events).toEqual(['B open 0', 'B close 0', 'C open 0']);
   });
 
   it('holds across two connections to one SQLite state file, as two processes have', async () => {
@@ -274,6 +287,47 @@ describe('the identify throttler in the store', () => {
     const waiting = throttler.waitForIdentify(1, controller.signal);
     controller.abort(new Error('destroyed'));
     await expect(waiting).rejects.toThrow('destroyed');
+  });
+});
+
+describe('the discord adapter, sharded', () => {
+  it('fails to start, saying what to change, when Discord requires more shards (4011)', async () => {
+    const fake = await new FakeDiscord({ maxGuildsPerShard: 1 }).start();
+    cleanups.push(() => fake.close());
+    fake.addGuild('second');
+    const logs: string[] = [];
+    const bot = createBot({
+      adapters: [createDiscordAdapter({ token: fake.token, api: `${fake.url}/api`, shardCount: 1 })],
+      plugins: [],
+      log: createLogger({ level: 'info', write: (line) => logs.push(line) }),
+    });
+    cleanups.push(() => bot.stop());
+    await expect(bot.start()).rejects.toThrow(
+      'discord closed shard 0 of 1 (4011 ShardingRequired): too many guilds per shard; raise shardCount or set it to auto',
+    );
+    expect(fake.identifies).toBe(0);
+    expect(fake.closeCodes).toEqual([4011]);
+  });
+
+  it('runs shards: all with shardCount: auto as Discord recommends, one connection per shard', async () => {
+    const fake = await new FakeDiscord({ shards: 2, maxConcurrency: 2 }).start();
+    cleanups.push(() => fake.close());
+    fake.addGuild('second');
+    const logs: string[] = [];
+    const bot = createBot({
+      adapters: [createDiscordAdapter({ token: fake.token, api: `${fake.url}/api` })],
+      plugins: [],
+      log: createLogger({ level: 'info', write: (line) => logs.push(line) }),
+    });
+    cleanups.push(() => bot.stop());
+    await bot.start();
+    expect(fake.connectedShards().toSorted()).toEqual([
+      [0, 2],
+      [1, 2],
+    ]);
+    expect(logs.join('\n')).toMatch(/discord shards running="0,1" shards=2 mode=all/);
+    await bot.stop();
+    expect(fake.connectedShards()).toEqual([]);
   });
 });
 
