@@ -66,10 +66,10 @@ async function askEveryGuild(discord: FakeDiscord, round: string) {
   return { asked, before, dm };
 }
 
-/** Every channel holds as many answers as questions: none lost, none twice. */
+/** Every channel holds as many answers as questions (slash commands aside): none lost, none twice. */
 function expectOneAnswerEach(discord: FakeDiscord) {
   for (const channel of [...discord.guilds.map((g) => g.general.id), discord.dm(ann).id]) {
-    const messages = discord.channelMessages(channel);
+    const messages = discord.channelMessages(channel).filter((m) => !m.interaction_token);
     const questions = messages.filter((m) => m.author.id === ann.id).length;
     expect(questions).toBeGreaterThan(0);
     expect(messages.length - questions).toBe(questions);
@@ -99,11 +99,29 @@ describe('npm start on Discord, two shards in two processes', () => {
 
     const first = await askEveryGuild(discord, 'one');
     const second = await askEveryGuild(discord, 'two');
+    // A slash /help in every guild: deferred once and answered in the deferred reply.
+    const slashes = discord.guilds.map((guild) => ({
+      guild,
+      id: discord.userRunsCommand(guild.general, ann, 'help'),
+    }));
+    const originals = () =>
+      slashes.map(({ guild, id }) =>
+        discord
+          .channelMessages(guild.general.id)
+          .filter((m) => m.interaction_token === discord.interactions.get(id)!.token),
+      );
+    await until(
+      originals,
+      (all) => all.every((m) => m[0]?.content.includes('/help - List the commands') ?? false),
+      'every slash /help answered',
+      30_000,
+    );
     // SIGTERM finishes running jobs: a duplicate in flight would be sent before the exit.
     expect((await zero.stop('SIGTERM')).code).toBe(0);
     expect((await one.stop('SIGTERM')).code).toBe(0);
 
     expectOneAnswerEach(discord);
+    for (const answer of originals()) expect(answer).toHaveLength(1);
     const byZero = taken(zero);
     const byOne = taken(one);
     for (const [id, guild] of [...first.asked, ...second.asked]) {
@@ -111,6 +129,15 @@ describe('npm start on Discord, two shards in two processes', () => {
       expect([byZero, byOne][shard]!.filter((m) => m.id === id)).toEqual([{ id, shard }]);
       expect([byZero, byOne][1 - shard]!.some((m) => m.id === id)).toBe(false);
     }
+    for (const { guild, id } of slashes) {
+      const shard = shardOf(guild.id, 2);
+      const log = (bot: RunningChorus) =>
+        bot.output().stderr.match(new RegExp(`discord interaction id=${id} `, 'g')) ?? [];
+      expect(log([zero, one][shard]!)).toHaveLength(1);
+      expect(log([zero, one][1 - shard]!)).toHaveLength(0);
+    }
+    // Each interaction was acknowledged once: a second callback would have been refused (40060).
+    expect(discord.calls('POST', /^\/interactions\//)).toHaveLength(slashes.length);
     expect(checkDiscordRequests(discord.requests)).toEqual([]);
     expect(zero.output().stderr + one.output().stderr).not.toContain(discord.token);
   }, 90_000);
