@@ -12,7 +12,7 @@ import { Channel } from './channel.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
-import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { CancelledError, ChorusError, ConfigError, cancelledBy, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
 import { type Http, missingHttp } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
@@ -308,7 +308,8 @@ export class Bot {
     await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
     controller.abort();
     const running = jobs.filter((job) => this.#local.has(job.event.jobId));
-    for (const job of running) job.abort.abort(new CancelledError('reload'));
+    for (const job of running)
+      job.abort.abort(new CancelledError('the plugin was reloaded', { by: 'reload' }));
     if (running.length > 0) {
       this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
     }
@@ -381,7 +382,8 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain) await this.#jobs.cancel({}, new CancelledError('shutdown'));
+    if (!drain)
+      await this.#jobs.cancel({}, new CancelledError('the bot is shutting down', { by: 'shutdown' }));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -486,10 +488,8 @@ export class Bot {
    * entry for {@link Bot.settled} goes with it.
    */
   #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
-    const settled: Promise<void> = promise.then(
-      () => this.#untrack(settled, message),
-      () => this.#untrack(settled, message),
-    );
+    const untrack = () => this.#untrack(settled, message);
+    const settled: Promise<void> = promise.then(untrack, untrack);
     this.#running.add(settled);
     return promise;
   }
@@ -583,7 +583,8 @@ export class Bot {
         }
         reason = abort.aborted ? abort.reason : error;
       }
-      const finished = await ctx.finishAll(outcome, reason);
+      const finishing = ctx.finishAll(outcome, reason);
+      const finished = typeof finishing === 'number' ? finishing : await finishing;
       if (outcome === 'failed' && finished === 0 && !options.standalone) {
         await this.#say(
           message,
@@ -603,8 +604,7 @@ export class Bot {
       this.#local.delete(jobId);
       local.end?.();
     }
-    const reloaded =
-      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    const reloaded = outcome === 'cancelled' && cancelledBy(reason) === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
 }
