@@ -5,7 +5,6 @@
  * bytes) and a child span of the job's. The body is passed through as the plugin reads it, chunk
  * by chunk, with nothing read ahead; an answer nobody reads is not counted.
  */
-import { Response as UndiciResponse } from 'undici';
 import type { Clock } from './clock.ts';
 import { BackendError, isCancellation, TimeoutError } from './errors.ts';
 import type { Http, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
@@ -131,7 +130,7 @@ class BackendCall {
       },
       { highWaterMark: 0 },
     );
-    return new UndiciResponse(stream, {
+    return new Response(stream, {
       status: response.status,
       statusText: response.statusText,
       headers: response.headers,

@@ -13,9 +13,9 @@ import { Channel } from './channel.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
-import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { CancelledError, ChorusError, ConfigError, cancelledBy, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
-import { type Http, HttpClient } from './http.ts';
+import { type Http, missingHttp } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
@@ -49,7 +49,8 @@ export interface BotOptions {
   /** Secrets to keep out of logs and messages. */
   readonly redactor?: Redactor;
   readonly clock?: Clock;
-  readonly http?: HttpClient;
+  /** The HTTP client plugins get as `ctx.http` (the runtime's `HttpClient`). Default: one that refuses every request. */
+  readonly http?: Http;
   /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -110,7 +111,7 @@ export class Bot {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly translator = new Translator();
   readonly redactor: Redactor;
   readonly locale: string;
@@ -167,7 +168,7 @@ export class Bot {
     this.redactor = options.redactor ?? new Redactor();
     this.log = options.log ?? createLogger({ redactor: this.redactor });
     this.clock = options.clock ?? systemClock;
-    this.http = options.http ?? new HttpClient();
+    this.http = options.http ?? missingHttp;
     this.locale = options.locale ?? 'en';
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
@@ -348,7 +349,8 @@ export class Bot {
     await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
     controller.abort();
     const running = jobs.filter((job) => this.#local.has(job.event.jobId));
-    for (const job of running) job.abort.abort(new CancelledError('reload'));
+    for (const job of running)
+      job.abort.abort(new CancelledError('the plugin was reloaded', { by: 'reload' }));
     if (running.length > 0) {
       this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
     }
@@ -442,7 +444,8 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain) await this.#jobs.cancel({}, new CancelledError('shutdown'));
+    if (!drain)
+      await this.#jobs.cancel({}, new CancelledError('the bot is shutting down', { by: 'shutdown' }));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -578,10 +581,8 @@ export class Bot {
    * entry for {@link Bot.settled} goes with it.
    */
   #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
-    const settled: Promise<void> = promise.then(
-      () => this.#untrack(settled, message),
-      () => this.#untrack(settled, message),
-    );
+    const untrack = () => this.#untrack(settled, message);
+    const settled: Promise<void> = promise.then(untrack, untrack);
     this.#running.add(settled);
     return promise;
   }
@@ -686,7 +687,8 @@ export class Bot {
         }
         reason = abort.aborted ? abort.reason : error;
       }
-      const finished = await ctx.finishAll(outcome, reason);
+      const finishing = ctx.finishAll(outcome, reason);
+      const finished = typeof finishing === 'number' ? finishing : await finishing;
       if (outcome === 'failed' && finished === 0 && !options.standalone) {
         await this.#say(
           message,
@@ -711,8 +713,7 @@ export class Bot {
       local.end?.();
       endSpan(span, jobOutcome(outcome), 'chorus.job.outcome');
     }
-    const reloaded =
-      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    const reloaded = outcome === 'cancelled' && cancelledBy(reason) === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
 }

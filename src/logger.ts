@@ -55,7 +55,7 @@ export class Redactor {
       secret,
       encodeURIComponent(secret),
       JSON.stringify(secret).slice(1, -1),
-      Buffer.from(secret).toString('base64').replace(/=+$/, ''),
+      btoa(String.fromCharCode(...new TextEncoder().encode(secret))).replace(/=+$/, ''),
     ]) {
       if (!this.#secrets.has(form)) {
         this.#secrets.add(form);
@@ -106,7 +106,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const threshold = levelRank[options.level ?? 'info'];
   const redactor = options.redactor ?? new Redactor();
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const write = options.write ?? ((line: string) => console.error(line));
 
   const json = options.format === 'json';
   // Formatting a date costs more than the rest of a line: lines of the same millisecond share one.

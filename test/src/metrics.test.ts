@@ -6,12 +6,13 @@ import { watchHttp } from '../../src/backend-calls.ts';
 import { createBot } from '../../src/bot.ts';
 import { systemClock } from '../../src/clock.ts';
 import { CancelledError } from '../../src/errors.ts';
-import { HttpClient, readBytes, readSse } from '../../src/http.ts';
+import { readBytes, readSse } from '../../src/http.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ChatAddress, IncomingMessage } from '../../src/message.ts';
 import { HistogramCell, Metrics } from '../../src/metrics.ts';
 import { Outbox } from '../../src/outbox.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { createRegistry } from '../../src/runtime/observability.ts';
 import { FakeClock, MockAdapter } from '../../src/testing.ts';
 

@@ -9,8 +9,9 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HttpClient, readJson } from '../../src/http.ts';
+import { readJson } from '../../src/http.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { createTestBot } from '../../src/testing.ts';
 import { tracerName } from '../../src/tracing.ts';
 
