@@ -384,7 +384,9 @@ export class Bot {
       for (const { plugin } of this.#pluginEntries)
         if (!this.#host.has(plugin.name)) waiting.push(`plugin:${plugin.name}`);
     }
-    return { ready: this.#state === 'running' && waiting.length === 0, state: this.#state, waiting };
+    // Shutdown first stops the adapters' intake while the bot still runs what came before.
+    const state = this.#stopping && this.#state === 'running' ? 'stopping' : this.#state;
+    return { ready: state === 'running' && waiting.length === 0, state, waiting };
   }
 
   /** Where each adapter is, by name. */

@@ -193,8 +193,8 @@ describe('Bot metrics and readiness', () => {
     expect([...metrics.jobs.get('p')!.keys()].sort()).toEqual(['boom', 'ok', 'stop']);
 
     const stopping = bot.stop();
-    expect(bot.readiness().ready).toBe(false);
-    expect(bot.readiness().waiting).toEqual(['adapter:mock']);
+    // From the first moment of shutdown, while the adapters' intake stops.
+    expect(bot.readiness()).toEqual({ ready: false, state: 'stopping', waiting: ['adapter:mock'] });
     await clock.tick(0);
     await stopping;
     expect(bot.readiness()).toEqual({ ready: false, state: 'stopped', waiting: ['adapter:mock'] });
