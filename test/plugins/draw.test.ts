@@ -75,6 +75,7 @@ const statusOf = (kit: TestBot, chatId = 'chat-1') => kit.adapter.messages(chatI
 
 describe('draw', () => {
   it('sends each backend’s album the moment it finishes, in completion order, before the slowest is done', async () => {
+    for (const name of ['fast', 'medium', 'slow']) fakes.set(name, 'ok');
     const release = Object.fromEntries(['fast', 'medium', 'slow'].map((name) => [name, fakes.hold(name)]));
     const kit = await start({ backends: [bytes('slow'), openai('fast'), json('medium')] });
     const finishedWhenSent: string[][] = [];
