@@ -229,7 +229,7 @@ describe('draw', () => {
     fakes.set('quick', 'ok', 10);
     const kit = await start({ backends: [bytes('a'), json('b'), openai('quick')] });
     const job = kit.send('/draw a red fox');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await waitFor(() => expect(albums(kit)).toHaveLength(1));
     await kit.run(kit.send('/cancel'));
     await kit.run(job);
     await eventually(() => expect(fakes.server.aborted.sort()).toEqual(['/bytes/a', '/json/b']));
@@ -248,7 +248,7 @@ describe('draw', () => {
     fakes.set('a', 'hang');
     const kit = await start({ backends: [bytes('a')] });
     const job = kit.send('/draw a fox');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(() => expect(fakes.server.requests.length).toBeGreaterThan(0));
     await kit.stop();
     await job;
     expect(statusOf(kit).final).toBe(true);
