@@ -552,6 +552,7 @@ export class Bot {
         replyTo: options.standalone ? undefined : (message.replyHandle ?? message.id),
         limits: adapter.limits,
         drafts: adapter.sendDraft !== undefined && message.chat.kind === 'private',
+        plugin,
       }),
       canType: adapter.sendTyping !== undefined,
       translator: this.translator,
