@@ -57,9 +57,9 @@ export interface AdapterHost {
   /**
    * Counts a 429 the platform answered (`chorus_rate_limited_total`). Call it for every one,
    * whether the SDK retried it or it reached the outbox as a `RateLimitError`: only the adapter
-   * sees them all.
+   * sees them all. Optional, so that a host made by hand (in a test) need not count.
    */
-  rateLimited(): void;
+  rateLimited?(): void;
   readonly log: Logger;
   /**
    * The process's HTTP server, where webhooks mount (`handle(Request) → Response`); absent when

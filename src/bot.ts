@@ -152,6 +152,8 @@ export class Bot {
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
+  /** Makes this bot's job ids its own among every process sharing one `Jobs`. */
+  readonly #jobPrefix = `${crypto.randomUUID().slice(0, 8)}-`;
   /** While plugins are swapped, messages and button presses wait for this. */
   #swapping: Promise<void> | undefined;
   #openIntake: (() => void) | undefined;
@@ -446,8 +448,11 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain)
-      await this.#jobs.cancel({}, new CancelledError('the bot is shutting down', { by: 'shutdown' }));
+    if (!drain) {
+      // Only this process's jobs: on a shared Jobs (several processes), the others' go on.
+      const reason = new CancelledError('the bot is shutting down', { by: 'shutdown' });
+      for (const job of this.#local.values()) job.abort.abort(reason);
+    }
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -625,7 +630,7 @@ export class Bot {
     options: { readonly standalone?: boolean; readonly scheduled?: ScheduledRun } = {},
   ): Promise<'done' | 'failed' | 'cancelled' | 'reloaded'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
-    const jobId = String(++this.#jobSeq);
+    const jobId = this.#jobPrefix + ++this.#jobSeq;
     const abort = new JobAbort();
     const log = this.#pluginLog(plugin);
     const event: JobEvent = { jobId, plugin, command, chat: message.chat, userId: message.sender.id };
@@ -643,6 +648,7 @@ export class Bot {
         replyTo: options.standalone ? undefined : (message.replyHandle ?? message.id),
         limits: adapter.limits,
         drafts: adapter.sendDraft !== undefined && message.chat.kind === 'private',
+        plugin,
       }),
       canType: adapter.sendTyping !== undefined,
       translator: this.translator,

@@ -165,12 +165,13 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   /**
    * True the first time an event id is seen: a replay after RESUME is not handled twice. The id is
    * claimed in the adapter's store (set-if-absent, for `seenTtlMs`), which holds across restarts
-   * and processes. A store that fails lets the event through: an answer twice beats none.
+   * and processes. A store that fails lets the event through: an answer twice beats none. The
+   * claim is the bot's own: another bot on the same store sees the same message ids.
    */
   const firstTime = async (id: string) => {
-    if (!host) return false;
+    if (!host || !self) return false;
     try {
-      return (await host.store.lock(`seen:${id}`, seenTtlMs)) !== undefined;
+      return (await host.store.lock(`seen:${self.id}:${id}`, seenTtlMs)) !== undefined;
     } catch (error) {
       host.log.warn('could not record a seen event id', { id, error });
       return true;
@@ -232,7 +233,7 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   };
   // Every 429, the ones @discordjs/rest retries itself too.
   rest.on(RESTEvents.Response, (_request, response) => {
-    if (response.status === 429) host?.rateLimited();
+    if (response.status === 429) host?.rateLimited?.();
   });
   rest.on(RESTEvents.RateLimited, (info) => {
     host?.log.warn('discord rate limited', {

@@ -399,6 +399,58 @@ describe('telegram adapter with the real grammY client', () => {
     expect((await fetch(new URL('/other-hook', base), { method: 'POST', body: '2' })).status).toBe(204);
   });
 
+  it('webhook mode: an update posted again while the first post is still being taken reaches the bot once', async () => {
+    const fake = await new FakeTelegram().start();
+    cleanups.push(() => fake.close());
+    const httpServer = new HttpServer({ port: 0 });
+    cleanups.push(() => httpServer.close());
+    await httpServer.listen();
+    const adapter = createTelegramAdapter({
+      token: fake.token,
+      apiRoot: fake.url,
+      mode: 'webhook',
+      webhook: { url: `${httpServer.url!.origin}/tg`, path: '/tg' },
+    });
+    const taken: string[] = [];
+    let letGo = () => {};
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    await adapter.start({
+      log: createLogger({ level: 'silent' }),
+      store: new MemoryStore(),
+      httpServer,
+      // A bot still starting: the first delivery waits, so Telegram's second one arrives meanwhile.
+      receive: async (message) => {
+        taken.push(message.text);
+        await held;
+      },
+      press: async () => {},
+      inputEnded: () => {},
+    });
+    cleanups.push(() => adapter.stop());
+    const update = {
+      update_id: 4242,
+      message: { message_id: 1, date: 1, chat: privateChat, from: ann, text: 'hello once' },
+    };
+    const post = () =>
+      fetch(new URL('/tg', httpServer.url!), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(update),
+      }).then((response) => response.status);
+    const first = post();
+    await eventually(
+      () => taken.length,
+      (n) => n === 1,
+      'the first delivery taken',
+    );
+    const second = await post();
+    letGo();
+    expect([await first, second]).toEqual([200, 200]);
+    expect(taken).toEqual(['hello once']);
+  });
+
   it('webhook mode without the process’s HTTP server says so at start', async () => {
     const fake = await new FakeTelegram().start();
     cleanups.push(() => fake.close());
@@ -490,6 +542,55 @@ describe('telegram adapter with the real grammY client', () => {
       (a) => a === true,
       'the answer to the press',
     );
+  });
+
+  it('puts buttons on a lone picture and after an album, and renders Markdown captions', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+    const buttons = [[{ label: 'Again', action: 'pictures:again' }]];
+    const pictures = definePlugin({
+      name: 'pictures',
+      setup(ctx) {
+        ctx.command({ name: 'one', description: 'x' }, async (c) => {
+          await c.reply({ text: 'a **fox**', format: 'markdown', images: [{ data: png }], buttons });
+        });
+        ctx.command({ name: 'four', description: 'x' }, async (c) => {
+          await c.reply({
+            text: 'four **foxes**',
+            format: 'markdown',
+            images: Array(4).fill({ data: png }),
+            buttons,
+          });
+        });
+      },
+    });
+    const { fake } = await start({ plugins: [{ plugin: pictures }] });
+    fake.userSays(privateChat, ann, '/one');
+    await eventually(
+      () => fake.calls('sendPhoto').length,
+      (n) => n === 1,
+      'the photo',
+    );
+    const photo = fake.calls('sendPhoto')[0]!.params;
+    expect(photo.caption).toBe('a <b>fox</b>');
+    expect(photo.parse_mode).toBe('HTML');
+    expect(photo.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    fake.userSays(privateChat, ann, '/four');
+    await eventually(
+      () => fake.calls('sendMessage').filter((r) => String(r.params.text).includes('foxes')).length,
+      (n) => n === 1,
+      'the caption after the album',
+    );
+    const album = fake.calls('sendMediaGroup')[0]!.params.media as { caption?: string }[];
+    expect(album).toHaveLength(4);
+    expect(album.every((item) => item.caption === undefined)).toBe(true);
+    const after = fake.calls('sendMessage').at(-1)!.params;
+    expect(after.text).toBe('four <b>foxes</b>');
+    expect(after.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    expect(fake.refused).toEqual([]);
   });
 
   it('ignores edits, service messages, and chats or users outside the allow-lists', async () => {
