@@ -136,7 +136,10 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   );
   const name = options.name ?? 'discord';
   const clock = options.clock ?? systemClock;
-  const request = createDiscordRequest();
+  // Every 429 Discord answers, the ones @discordjs/rest waits out and retries on its own too.
+  const request = createDiscordRequest((status) => {
+    if (status === 429) host?.rateLimited?.();
+  });
   const restOptions = {
     ...(config.api && { api: config.api }),
     makeRequest: request.makeRequest as never,
@@ -231,10 +234,6 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
       host?.log.info('discord session resumed', { shard, replayed }),
     );
   };
-  // Every 429, the ones @discordjs/rest retries itself too.
-  rest.on(RESTEvents.Response, (_request, response) => {
-    if (response.status === 429) host?.rateLimited?.();
-  });
   rest.on(RESTEvents.RateLimited, (info) => {
     host?.log.warn('discord rate limited', {
       route: info.route,
