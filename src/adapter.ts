@@ -60,6 +60,12 @@ export interface AdapterHost {
    * sees them all. Optional, so that a host made by hand (in a test) need not count.
    */
   rateLimited?(): void;
+  /**
+   * Tells Chorus that the platform connection dropped (`false`: polls fail, the gateway is
+   * reconnecting) or is back (`true`), after `start` resolved: `chorus_adapter_up` and `/readyz`
+   * follow it. Optional, like `rateLimited`.
+   */
+  connection?(up: boolean): void;
   readonly log: Logger;
   /**
    * The process's HTTP server, where webhooks mount (`handle(Request) → Response`); absent when

@@ -74,10 +74,11 @@ export interface BotOptions {
 }
 
 /**
- * Where an adapter is: `down` (not started, or stopped), `starting`, `up` (connected), or
- * `stopping` (no longer taking messages, still sending).
+ * Where an adapter is: `down` (not started, or stopped), `starting`, `up` (connected),
+ * `reconnecting` (its connection dropped after start, as the adapter reports), or `stopping` (no
+ * longer taking messages, still sending).
  */
-export type AdapterState = 'down' | 'starting' | 'up' | 'stopping';
+export type AdapterState = 'down' | 'starting' | 'up' | 'reconnecting' | 'stopping';
 
 /** Whether the bot takes messages, and what it still waits for: what `/readyz` answers. */
 export interface Readiness {
@@ -434,7 +435,7 @@ export class Bot {
   async #shutdown(drain: boolean): Promise<void> {
     // Intake stops first: an update that arrives from now on stays with the platform, unconfirmed.
     for (const [name, state] of this.#adapterStates)
-      if (state === 'up' || state === 'starting') this.#adapterStates.set(name, 'stopping');
+      if (state !== 'down') this.#adapterStates.set(name, 'stopping');
     await Promise.all(
       [...this.#adapters.values()].map((adapter) =>
         adapter
@@ -517,6 +518,17 @@ export class Bot {
             counts.rateLimited++;
           }
         : () => {},
+      connection: (up) => {
+        const state = this.#adapterStates.get(adapter.name);
+        // Only between start and shutdown: those own the state otherwise.
+        if (up && state === 'reconnecting') {
+          this.#adapterStates.set(adapter.name, 'up');
+          this.log.info('adapter connected again', { adapter: adapter.name });
+        } else if (!up && state === 'up') {
+          this.#adapterStates.set(adapter.name, 'reconnecting');
+          this.log.warn('adapter connection lost', { adapter: adapter.name });
+        }
+      },
       inputEnded: () => {
         void this.stop({ drain: true });
       },

@@ -344,4 +344,35 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
       for (const value of Object.values(span.attributes)) expect(String(value)).not.toBe(String(ann.id));
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toMatch(/"chorus\.(chat|user)\.id"/);
   }, 60_000);
+
+  it('reports a lost connection: /readyz 503 and chorus_adapter_up 0 until the platform is back', async () => {
+    const w = await world();
+    const bot = run(w);
+    const base = await serverUrl(bot);
+    await poll(
+      () => get(`${base}/readyz`),
+      (r) => r.status === 200,
+      'ready',
+    );
+    const up = async () =>
+      /chorus_adapter_up\{adapter="telegram"\} (\d)/.exec((await get(`${base}/metrics`)).body)?.[1];
+    expect(await up()).toBe('1');
+
+    // The Bot API goes away: the long poll fails.
+    const port = Number(new URL(w.telegram.url).port);
+    await w.telegram.close();
+    await bot.waitFor(/"msg":"adapter connection lost"/);
+    const lost = await get(`${base}/readyz`);
+    expect(lost.status).toBe(503);
+    expect(JSON.parse(lost.body)).toEqual({ ready: false, state: 'running', waiting: ['adapter:telegram'] });
+    expect(await up()).toBe('0');
+
+    // It comes back on the same address; the next poll gets through with a message.
+    await w.telegram.start(port);
+    w.telegram.userSays(privateChat, ann, '/help');
+    await bot.waitFor(/"msg":"adapter connected again"/, 40_000);
+    expect((await get(`${base}/readyz`)).status).toBe(200);
+    expect(await up()).toBe('1');
+    expect((await bot.stop('SIGTERM')).code).toBe(0);
+  }, 60_000);
 });

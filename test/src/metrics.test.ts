@@ -171,9 +171,17 @@ describe('Bot metrics and readiness', () => {
     await clock.tick(0);
     expect(bot.readiness()).toEqual({ ready: false, state: 'starting', waiting: ['adapter:mock'] });
     expect(bot.adapterStates().get('mock')).toBe('starting');
+    // A report before start resolved changes nothing: start owns the state until then.
+    host().connection?.(false);
+    expect(bot.adapterStates().get('mock')).toBe('starting');
     connect();
     await starting;
     expect(bot.readiness()).toEqual({ ready: true, state: 'running', waiting: [] });
+    host().connection?.(false);
+    expect(bot.readiness()).toEqual({ ready: false, state: 'running', waiting: ['adapter:mock'] });
+    expect(bot.adapterStates().get('mock')).toBe('reconnecting');
+    host().connection?.(true);
+    expect(bot.readiness().ready).toBe(true);
 
     const messages = [
       incoming('/ok', '1'),
