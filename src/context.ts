@@ -184,7 +184,7 @@ class JobContext implements JobContextHandle {
       return channel.send(replyTo === undefined ? { text: reply } : { text: reply, replyTo }, false);
     }
     const outgoing = toOutgoing(reply);
-    if (outgoing.images?.length) return this.#deps.channel.send(outgoing);
+    if (outgoing.images?.length) return this.#sendPictures(outgoing);
     // A text that fits goes as it is: no parts, no copies.
     const text = outgoing.text ?? '';
     if (text.length <= this.limits.maxTextLength && text === outgoing.text)
@@ -193,10 +193,23 @@ class JobContext implements JobContextHandle {
   }
 
   replyImages(images: readonly OutgoingImage[], options: { caption?: string } = {}): Promise<SentMessage> {
-    return this.#deps.channel.send({
-      images,
-      ...(options.caption !== undefined && { text: options.caption }),
+    return this.#sendPictures({ images, ...(options.caption !== undefined && { text: options.caption }) });
+  }
+
+  /**
+   * Pictures with their caption; a caption longer than the platform takes goes after them as a
+   * text of its own (split as texts are), with the buttons.
+   */
+  async #sendPictures(message: OutgoingMessage): Promise<SentMessage> {
+    const caption = message.text ?? '';
+    if (caption.length <= this.limits.maxCaptionLength) return this.#deps.channel.send(message);
+    const { text: _caption, buttons, ...pictures } = message;
+    const sent = await this.#deps.channel.send(pictures);
+    const after = await this.#sendText(caption, {
+      ...(buttons && { buttons }),
+      ...(message.format && { format: message.format }),
     });
+    return { chat: this.chat, ids: [...sent.ids, ...after.ids] };
   }
 
   edit(sent: SentMessage, edit: string | OutgoingMessage): Promise<void> {
