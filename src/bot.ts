@@ -560,9 +560,17 @@ export class Bot {
     }
     // Kept under the message the adapter handed over, which is what callers of `settled` hold.
     const work = route.work();
-    if (!work) return;
+    const adapter = this.#adapters.get(incoming.chat.adapter)!;
+    if (!work) {
+      adapter.settled?.(incoming);
+      return;
+    }
     this.#work.set(incoming, work);
     this.#track(work, incoming);
+    if (adapter.settled) {
+      const settled = () => adapter.settled!(incoming);
+      work.then(settled, settled);
+    }
   }
 
   #route(route: Route): Promise<void> {
@@ -663,6 +671,7 @@ export class Bot {
         plugin,
       }),
       canType: adapter.sendTyping !== undefined,
+      images: adapter,
       translator: this.translator,
       redactor: this.redactor,
       locale: this.locale,

@@ -19,6 +19,7 @@ import { type Adapter, type AdapterHost, defineAdapter, type EditOptions } from 
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { readBytes } from '../../src/http.ts';
 import type {
   BotIdentity,
   ChatAddress,
@@ -442,7 +443,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         throw new AdapterError(name, `telegram refused the file download: HTTP ${response.status}`, {
           remote: true,
         });
-      return new Uint8Array(await response.arrayBuffer());
+      // The Bot API hands out files of up to 20 MB; more is not read.
+      return readBytes(response as unknown as Response, `${name} file`, 20 * 1024 * 1024);
     },
   };
   return adapter;
