@@ -73,6 +73,13 @@ export class JobCell {
  */
 export type BackendOutcome = 'ok' | 'status' | 'invalid' | 'network' | 'timeout' | 'blocked' | 'cancelled';
 
+/**
+ * Distinct backend names counted per plugin; requests to any further one count as `other`. The
+ * names come from the config, but a plugin could pass something else (a URL, a user's choice),
+ * and every name is a series Prometheus keeps.
+ */
+export const maxBackendsPerPlugin = 64;
+
 /** One plugin's requests to one backend. */
 export class BackendCell {
   /** Request durations by outcome, made as outcomes first occur. */
@@ -133,7 +140,7 @@ export class Metrics {
     return cell;
   }
 
-  /** The cell of `plugin`'s requests to `backend`. */
+  /** The cell of `plugin`'s requests to `backend` (`other` past {@link maxBackendsPerPlugin} names). */
   backend(plugin: string, backend: string): BackendCell {
     let backends = this.backends.get(plugin);
     if (!backends) {
@@ -142,8 +149,9 @@ export class Metrics {
     }
     let cell = backends.get(backend);
     if (!cell) {
-      cell = new BackendCell();
-      backends.set(backend, cell);
+      const name = backends.size >= maxBackendsPerPlugin ? 'other' : backend;
+      cell = backends.get(name) ?? new BackendCell();
+      backends.set(name, cell);
     }
     return cell;
   }

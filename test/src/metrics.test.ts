@@ -39,6 +39,19 @@ describe('HistogramCell', () => {
   });
 });
 
+describe('Metrics', () => {
+  it('keeps the backend names of a plugin bounded: past the limit they count as other', () => {
+    const metrics = new Metrics();
+    for (let i = 0; i < 100; i++) metrics.backend('p', `https://example.org/user/${i}`).observe('ok', 0.1);
+    const names = [...metrics.backends.get('p')!.keys()];
+    expect(names).toHaveLength(65);
+    expect(names.at(-1)).toBe('other');
+    expect(metrics.backend('p', 'other').durations.get('ok')?.count).toBe(36);
+    // A name counted before the limit keeps its own cell.
+    expect(metrics.backend('p', 'https://example.org/user/3').durations.get('ok')?.count).toBe(1);
+  });
+});
+
 describe('Outbox metrics', () => {
   it('counts each operation by kind once it went out, and how long it waited, on the fake clock', async () => {
     const clock = new FakeClock(0);
