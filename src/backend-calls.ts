@@ -130,11 +130,14 @@ class BackendCall {
       },
       { highWaterMark: 0 },
     );
-    return new Response(stream, {
+    const passed = new Response(stream, {
       status: response.status,
       statusText: response.statusText,
       headers: response.headers,
     });
+    // A made Response has no URL of its own: keep where the answer came from.
+    Object.defineProperty(passed, 'url', { value: response.url });
+    return passed;
   }
 
   #chunk(bytes: number): void {

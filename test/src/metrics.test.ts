@@ -299,6 +299,7 @@ describe('watchHttp', () => {
       backend: 'b',
       headers: { authorization: secret },
     });
+    expect(ok.url).toBe(`${url}/ok?key=topsecret`);
     expect(new TextDecoder().decode(await readBytes(ok, 'b', 100))).toBe('hello');
     await expect(watched.request(`${url}/fail`, { backend: 'b' })).rejects.toThrow(/HTTP 500/);
     await expect(readBytes(await watched.request(`${url}/big`, { backend: 'b' }), 'b', 1000)).rejects.toThrow(
