@@ -91,7 +91,13 @@ export function createWebAdapter(options: WebAdapterOptions = {}): WebAdapter {
       const inUse =
         error instanceof ChorusError &&
         (error.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
-      if (!inUse || options.onPortTaken !== 'free-port') throw error;
+      if (inUse && options.onPortTaken !== 'free-port')
+        throw new ChorusError(
+          'WEB_PORT_TAKEN',
+          `adapters.${name}.port: ${wanted.host}:${wanted.port} is in use; choose another port, or set onPortTaken: free-port`,
+          { cause: error },
+        );
+      if (!inUse) throw error;
       const fallback = new HttpServer({ host: wanted.host, port: 0, log: host.log });
       const at = await fallback.listen();
       host.log.warn(`port ${wanted.port} is in use, so the web page is on port ${at.port} instead`, {

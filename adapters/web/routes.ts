@@ -97,6 +97,8 @@ export async function mountWebRoutes(server: HttpMounts, deps: WebRoutesDeps): P
       ? undefined
       : createHmac('sha256', deps.token).update('chorus web page').digest('base64url');
 
+  const authKey = authValue === undefined ? undefined : createHash('sha256').update(authValue).digest();
+  /** Compares digests, so the time taken says nothing of the secret (nor of its length). */
   const sameSecret = (given: string | undefined, key: Buffer | undefined) =>
     given !== undefined &&
     key !== undefined &&
@@ -105,7 +107,7 @@ export async function mountWebRoutes(server: HttpMounts, deps: WebRoutesDeps): P
     if (deps.token === undefined) return true;
     if (sameSecret(bearerToken(request.headers.get('authorization')), tokenKey)) return true;
     const cookie = parseCookies(request.headers.get('cookie')).get(authCookie);
-    return sameSecret(cookie, authValue === undefined ? undefined : Buffer.from(authValue));
+    return sameSecret(cookie, authKey);
   };
   const unauthorized = () =>
     refuse(401, 'a token is needed: Authorization: Bearer <token>', { 'www-authenticate': 'Bearer' });
