@@ -5,8 +5,9 @@
 // Blocks: paragraphs, line breaks, # headings, - and 1. lists, > quotes, ``` fenced code.
 // Inline: `code`, **bold**, __bold__, *italic*, _italic_, ~~struck~~, [text](https://...).
 
+// Underscores inside words (snake_case, window.__name) are not emphasis.
 const inline =
-  /`([^`\n]+)`|\*\*(.+?)\*\*|__(.+?)__|\*([^*\s](?:[^*]*[^*\s])?)\*|\b_([^_\s](?:[^_]*[^_\s])?)_\b|~~(.+?)~~|\[([^\]\n]+)\]\(([^)\s]+)\)/g;
+  /`([^`\n]+)`|\*\*(.+?)\*\*|(?<!\w)__(.+?)__(?!\w)|\*([^*\s](?:[^*]*[^*\s])?)\*|(?<!\w)_([^_\s](?:[^_]*[^_\s])?)_(?!\w)|~~(.+?)~~|\[([^\]\n]+)\]\(([^)\s]+)\)/g;
 
 function element(tag, children) {
   const node = document.createElement(tag);
