@@ -157,6 +157,11 @@ export function createWebAdapter(options: WebAdapterOptions = {}): WebAdapter {
       accepting = true;
       url = server.url && new URL('/', server.url);
       host.log.info('web chat page ready', { url: url?.href ?? '(on the HTTP server)' });
+      const listening = url?.hostname ?? '';
+      if (options.token === undefined && !/^(127\.|\[::1\]$|localhost$)/.test(listening))
+        host.log.warn('the web page and API are open to anyone who reaches them: set adapters.web.token', {
+          url: url?.href,
+        });
       return { id: 'chorus', username: 'chorus', name: 'Chorus' };
     },
 
