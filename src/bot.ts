@@ -14,7 +14,7 @@ import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
 import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
-import { HttpClient } from './http.ts';
+import { type Http, missingHttp } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
@@ -46,7 +46,8 @@ export interface BotOptions {
   /** Secrets to keep out of logs and messages. */
   readonly redactor?: Redactor;
   readonly clock?: Clock;
-  readonly http?: HttpClient;
+  /** The HTTP client plugins get as `ctx.http` (the runtime's `HttpClient`). Default: one that refuses every request. */
+  readonly http?: Http;
   /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -87,7 +88,7 @@ export class Bot {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly translator = new Translator();
   readonly redactor: Redactor;
   readonly locale: string;
@@ -142,7 +143,7 @@ export class Bot {
     this.redactor = options.redactor ?? new Redactor();
     this.log = options.log ?? createLogger({ redactor: this.redactor });
     this.clock = options.clock ?? systemClock;
-    this.http = options.http ?? new HttpClient();
+    this.http = options.http ?? missingHttp;
     this.locale = options.locale ?? 'en';
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
@@ -486,10 +487,8 @@ export class Bot {
    * entry for {@link Bot.settled} goes with it.
    */
   #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
-    const settled: Promise<void> = promise.then(
-      () => this.#untrack(settled, message),
-      () => this.#untrack(settled, message),
-    );
+    const untrack = () => this.#untrack(settled, message);
+    const settled: Promise<void> = promise.then(untrack, untrack);
     this.#running.add(settled);
     return promise;
   }
@@ -583,7 +582,8 @@ export class Bot {
         }
         reason = abort.aborted ? abort.reason : error;
       }
-      const finished = await ctx.finishAll(outcome, reason);
+      const finishing = ctx.finishAll(outcome, reason);
+      const finished = typeof finishing === 'number' ? finishing : await finishing;
       if (outcome === 'failed' && finished === 0 && !options.standalone) {
         await this.#say(
           message,

@@ -112,7 +112,7 @@ const typingRefreshMs = 4_000;
 /** A job's context, and what the bot does when the job ends. */
 export interface JobContextHandle extends Context {
   /** Stops typing and finishes the status messages the handler left open; resolves with how many. */
-  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number>;
+  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): number | Promise<number>;
 }
 
 /** Builds a job's context. */
@@ -177,9 +177,19 @@ class JobContext implements JobContextHandle {
   }
 
   reply(reply: string | OutgoingMessage): Promise<SentMessage> {
+    const channel = this.#deps.channel;
+    if (typeof reply === 'string' && reply.length <= this.limits.maxTextLength) {
+      // The commonest answer, a short text, is built once with its reply handle: no copies.
+      const replyTo = channel.replyTo;
+      return channel.send(replyTo === undefined ? { text: reply } : { text: reply, replyTo }, false);
+    }
     const outgoing = toOutgoing(reply);
     if (outgoing.images?.length) return this.#deps.channel.send(outgoing);
-    return this.#sendText(outgoing.text ?? '', outgoing);
+    // A text that fits goes as it is: no parts, no copies.
+    const text = outgoing.text ?? '';
+    if (text.length <= this.limits.maxTextLength && text === outgoing.text)
+      return this.#deps.channel.send(outgoing);
+    return this.#sendText(text, outgoing);
   }
 
   replyImages(images: readonly OutgoingImage[], options: { caption?: string } = {}): Promise<SentMessage> {
@@ -254,10 +264,15 @@ class JobContext implements JobContextHandle {
   }
 
   /** Stops typing and finishes the open status messages; resolves with how many there were. */
-  async finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number> {
+  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): number | Promise<number> {
     if (this.#typers) for (const stop of [...this.#typers]) stop();
+    // Most jobs open no status message: they get their answer without another tick.
     if (!this.#statuses) return 0;
-    const open = [...this.#statuses].filter((status) => !status.finished);
+    return this.#finishStatuses(outcome, reason);
+  }
+
+  async #finishStatuses(outcome: 'done' | 'failed' | 'cancelled', reason: unknown): Promise<number> {
+    const open = [...(this.#statuses ?? [])].filter((status) => !status.finished);
     await Promise.all(
       open.map((status) => {
         if (outcome === 'done') return status.finish();

@@ -7,7 +7,7 @@ import type { EventBus } from './bus.ts';
 import type { Clock } from './clock.ts';
 import { type CommandSpec, isCommandName } from './commands.ts';
 import { ChorusError, ConfigError } from './errors.ts';
-import type { HttpClient } from './http.ts';
+import type { Http } from './http.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { Button } from './message.ts';
@@ -41,7 +41,7 @@ export interface HostServices {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly redactor: Redactor;
   readonly translator: Translator;
   readonly locale: string;

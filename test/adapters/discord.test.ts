@@ -12,6 +12,7 @@ import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { checkDiscordRequests } from '../fakes/discord/spec.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
@@ -55,6 +56,7 @@ async function start(
   const adapter = createDiscordAdapter({ token: fake.token, api: `${fake.url}/api`, ...options.adapter });
   const logs = options.logs ?? [];
   const bot = createBot({
+    http: new HttpClient(),
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),

@@ -12,10 +12,12 @@ import { albumChunks, normalizeMessage } from '../../adapters/telegram/normalize
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
-import { HttpServer } from '../../src/http-server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { MemoryStore, openSqliteStore, type Store } from '../../src/store.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
+import { HttpServer } from '../../src/runtime/http-server.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
+import { MemoryStore, type Store } from '../../src/store.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
 import { startFakeLlm } from '../fakes/llm.ts';
 import { FakeTelegram, parseTelegramHtml } from '../fakes/telegram/server.ts';
@@ -59,6 +61,7 @@ async function start(options: {
   });
   const logs = options.logs ?? [];
   const bot = createBot({
+    http: new HttpClient(),
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),

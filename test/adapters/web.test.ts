@@ -18,9 +18,9 @@ import {
   sseFrame,
 } from '../../adapters/web/normalize.ts';
 import { createBot } from '../../src/bot.ts';
-import { HttpServer } from '../../src/http-server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpServer } from '../../src/runtime/http-server.ts';
 
 const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
 

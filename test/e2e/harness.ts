@@ -32,7 +32,7 @@ export function workDir(prefix = 'chorus-e2e-'): string {
 
 /**
  * Starts `npm start -- --config <dir>/chorus.yaml` with `config` as the file. With `cwd`, runs the
- * same command (`node --import tsx src/cli.ts`, through tsx's binary) in that folder, as a bot
+ * same command (`node --import tsx src/runtime/cli.ts`, through tsx's binary) in that folder, as a bot
  * project with its own `plugins/` does; `args` go after the config.
  */
 export function startChorus(
@@ -44,7 +44,7 @@ export function startChorus(
   writeFileSync(file, config);
   const args = ['--config', file, ...(options.args ?? [])];
   const [command, argv] = options.cwd
-    ? [join(root, 'node_modules/.bin/tsx'), [join(root, 'src/cli.ts'), ...args]]
+    ? [join(root, 'node_modules/.bin/tsx'), [join(root, 'src/runtime/cli.ts'), ...args]]
     : ['npm', ['start', '--silent', '--', ...args]];
   const child = spawn(command, argv, {
     cwd: options.cwd ?? root,
