@@ -140,9 +140,9 @@ export async function mountWebRoutes(server: HttpMounts, deps: WebRoutesDeps): P
     headers: Record<string, string> = {},
   ): Response => {
     const encoder = new TextEncoder();
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
     let stop: (() => void) | undefined;
     let closed = false;
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
     const finish = () => {
       if (closed) return;
       closed = true;
@@ -150,38 +150,36 @@ export async function mountWebRoutes(server: HttpMounts, deps: WebRoutesDeps): P
       streams.delete(end);
       stop?.();
     };
-    let end: () => void = finish;
+    const end = () => {
+      if (closed) return;
+      finish();
+      controller.close();
+    };
+    const push = (frame: string) => {
+      if (closed) return;
+      if ((controller.desiredSize ?? 0) < -maxBufferedBytes) {
+        // The client does not read: let it go rather than hold its events in memory.
+        finish();
+        controller.error(new Error('the client reads too slowly'));
+        return;
+      }
+      controller.enqueue(encoder.encode(frame));
+    };
+    // `start` runs within the constructor: the controller is there from the next line on.
     const body = new ReadableStream<Uint8Array>(
       {
-        start(controller) {
-          end = () => {
-            if (closed) return;
-            finish();
-            controller.close();
-          };
-          streams.add(end);
-          const push = (frame: string) => {
-            if (closed) return;
-            if ((controller.desiredSize ?? 0) < -maxBufferedBytes) {
-              // The client does not read: let it go rather than hold its events in memory.
-              finish();
-              controller.error(new Error('the client reads too slowly'));
-              return;
-            }
-            controller.enqueue(encoder.encode(frame));
-          };
-          keepAlive = setInterval(() => push(': keep-alive\n\n'), keepAliveMs);
-          keepAlive.unref?.();
-          const stopRun = run(push, end);
-          if (closed) stopRun();
-          else stop = stopRun;
+        start(c) {
+          controller = c;
         },
-        cancel() {
-          finish();
-        },
+        cancel: finish,
       },
       { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
     );
+    streams.add(end);
+    const keepAlive = setInterval(() => push(': keep-alive\n\n'), keepAliveMs);
+    keepAlive.unref?.();
+    stop = run(push, end);
+    if (closed) stop();
     return new Response(body, {
       headers: {
         'content-type': 'text/event-stream; charset=utf-8',

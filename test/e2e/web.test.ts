@@ -312,7 +312,7 @@ describe('the web API through npm start', () => {
 });
 
 describe('the web adapter on a port of its own', () => {
-  it('fails to start with a clear line when the port is taken, or takes a free one with onPortTaken: free-port', async () => {
+  it('fails to start with a clear line when the port is taken, or takes a free one with onPortTaken: free-port; ends its streams on shutdown', async () => {
     const taken: Server = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
@@ -342,6 +342,12 @@ describe('the web adapter on a port of its own', () => {
         const page = await fetch(url);
         expect(page.status).toBe(200);
         expect(await page.text()).toContain('<title>Chorus</title>');
+        // On shutdown an open event stream ends cleanly (no reset), and the bot exits 0.
+        const events = await fetch(new URL('/api/chats/any-chat/events', url));
+        const reader = events.body!.getReader();
+        const read = reader.read();
+        expect((await moving.stop()).code).toBe(0);
+        expect(await read).toEqual({ done: true, value: undefined });
       } finally {
         await moving.stop();
       }
