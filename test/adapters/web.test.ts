@@ -210,6 +210,55 @@ describe('the web adapter in a bot', () => {
     }
   });
 
+  it('answers at most 8 messages of one chat at once (429 past that), and other chats meanwhile', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const wait = definePlugin({
+      name: 'wait',
+      setup(ctx) {
+        ctx.command({ name: 'wait', description: 'waits' }, async (c) => {
+          await c.reply('waiting');
+          await gate;
+        });
+      },
+    });
+    const server = new HttpServer({ port: 0 });
+    const adapter = createWebAdapter();
+    const bot = createBot({
+      adapters: [adapter],
+      plugins: [{ plugin: wait, config: undefined }],
+      httpServer: server,
+      log: createLogger({ level: 'silent' }),
+    });
+    await bot.start();
+    const post = (chat: string) =>
+      fetch(new URL('/api/messages', adapter.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: '/wait', chat }),
+      });
+    try {
+      const open = await Promise.all(Array.from({ length: 8 }, () => post('busy')));
+      expect(open.map((response) => response.status)).toEqual(Array(8).fill(200));
+      const refused = await post('busy');
+      expect(refused.status).toBe(429);
+      expect(await refused.json()).toEqual({ error: 'at most 8 messages of one chat are answered at once' });
+      const other = await post('quiet');
+      expect(other.status).toBe(200);
+      release();
+      await Promise.all([...open, other].map((response) => response.text()));
+      const again = await post('busy');
+      expect(again.status).toBe(200);
+      await again.text();
+    } finally {
+      release();
+      await bot.stop();
+      await server.close();
+    }
+  });
+
   it('is a config error to give host without a port', async () => {
     const { webConfig } = await import('../../adapters/web/index.ts');
     const result = webConfig.safeParse({ host: '0.0.0.0' });
