@@ -12,7 +12,7 @@ import { Channel } from './channel.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
-import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { CancelledError, ChorusError, ConfigError, cancelledBy, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
 import { type Http, missingHttp } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
@@ -308,7 +308,8 @@ export class Bot {
     await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
     controller.abort();
     const running = jobs.filter((job) => this.#local.has(job.event.jobId));
-    for (const job of running) job.abort.abort(new CancelledError('reload'));
+    for (const job of running)
+      job.abort.abort(new CancelledError('the plugin was reloaded', { by: 'reload' }));
     if (running.length > 0) {
       this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
     }
@@ -381,7 +382,8 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain) await this.#jobs.cancel({}, new CancelledError('shutdown'));
+    if (!drain)
+      await this.#jobs.cancel({}, new CancelledError('the bot is shutting down', { by: 'shutdown' }));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -551,6 +553,7 @@ export class Bot {
         replyTo: options.standalone ? undefined : (message.replyHandle ?? message.id),
         limits: adapter.limits,
         drafts: adapter.sendDraft !== undefined && message.chat.kind === 'private',
+        plugin,
       }),
       canType: adapter.sendTyping !== undefined,
       translator: this.translator,
@@ -603,8 +606,7 @@ export class Bot {
       this.#local.delete(jobId);
       local.end?.();
     }
-    const reloaded =
-      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    const reloaded = outcome === 'cancelled' && cancelledBy(reason) === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
 }

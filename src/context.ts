@@ -7,7 +7,7 @@ import type { AdapterLimits } from './adapter.ts';
 import type { Channel } from './channel.ts';
 import { type Clock, sleep } from './clock.ts';
 import type { ParsedCommand } from './commands.ts';
-import { ChorusError } from './errors.ts';
+import { cancelledBy } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import {
@@ -278,9 +278,9 @@ class JobContext implements JobContextHandle {
         if (outcome === 'done') return status.finish();
         if (outcome === 'cancelled') {
           const text =
-            reason instanceof ChorusError && reason.message === 'shutdown'
+            cancelledBy(reason) === 'shutdown'
               ? this.t('job.shutdown')
-              : reason instanceof ChorusError && reason.message === 'reload'
+              : cancelledBy(reason) === 'reload'
                 ? this.t('job.reloaded')
                 : this.t('job.cancelled');
           return status.finish(text);

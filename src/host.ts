@@ -280,6 +280,15 @@ export class PluginHost {
         );
       }
     }
+    for (const keyword of spec.keywords ?? []) {
+      const owner = this.#keywords.get(keyword);
+      if (owner) {
+        throw new ChorusError(
+          'COMMAND_CONFLICT',
+          `keyword "${keyword}" of plugin ${entry.plugin} is taken by ${owner.plugin}`,
+        );
+      }
+    }
     for (const name of names) this.#commands.set(name, entry);
     for (const keyword of spec.keywords ?? []) this.#keywords.set(keyword, entry);
     return () => {

@@ -68,7 +68,9 @@ export type { Route, RouteStep } from './router.ts';
 export {
   AdapterError,
   BackendError,
+  type CancelledBy,
   CancelledError,
+  cancelledBy,
   ChorusError,
   ConfigError,
   isCancellation,

@@ -6,7 +6,14 @@
  */
 import type { Channel } from './channel.ts';
 import type { Clock, TimerHandle } from './clock.ts';
-import { abortReason, BackendError, ChorusError, isCancellation, TimeoutError } from './errors.ts';
+import {
+  abortReason,
+  BackendError,
+  ChorusError,
+  cancelledBy,
+  isCancellation,
+  TimeoutError,
+} from './errors.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { SentMessage, TextFormat } from './message.ts';
 import { splitText } from './text.ts';
@@ -119,11 +126,7 @@ export class TextStream {
     if (outcome !== 'done') {
       const note =
         outcome === 'cancelled'
-          ? t(
-              error instanceof ChorusError && error.message === 'reload'
-                ? 'stream.reloaded'
-                : 'stream.cancelled',
-            )
+          ? t(cancelledBy(error) === 'reload' ? 'stream.reloaded' : 'stream.cancelled')
           : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor, t) });
       this.#tail = this.#full.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : `${this.#tail}${note}`;
     } else if (!this.#full.trim()) {

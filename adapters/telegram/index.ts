@@ -87,12 +87,18 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
    * Hands an update to Chorus once: a second delivery of the same update id is dropped. Resolves
    * once the router has taken it (its job runs on), so grammY confirms only updates that are taken.
    */
+  const inFlight = new Set<number>();
   const take = async (updateId: number, dispatch: () => Promise<void> | undefined) => {
-    if (!handled || handled.has(updateId)) return;
+    // A second delivery that comes while the first is still being taken (Telegram resends a
+    // webhook call that took too long) is dropped too.
+    if (!handled || handled.has(updateId) || inFlight.has(updateId)) return;
+    inFlight.add(updateId);
     try {
       await dispatch();
     } catch (error) {
       host?.log.error('handling an update failed', { updateId, error });
+    } finally {
+      inFlight.delete(updateId);
     }
     handled.add(updateId);
     if (config.mode === 'webhook') await handled.flush();

@@ -399,6 +399,58 @@ describe('telegram adapter with the real grammY client', () => {
     expect((await fetch(new URL('/other-hook', base), { method: 'POST', body: '2' })).status).toBe(204);
   });
 
+  it('webhook mode: an update posted again while the first post is still being taken reaches the bot once', async () => {
+    const fake = await new FakeTelegram().start();
+    cleanups.push(() => fake.close());
+    const httpServer = new HttpServer({ port: 0 });
+    cleanups.push(() => httpServer.close());
+    await httpServer.listen();
+    const adapter = createTelegramAdapter({
+      token: fake.token,
+      apiRoot: fake.url,
+      mode: 'webhook',
+      webhook: { url: `${httpServer.url!.origin}/tg`, path: '/tg' },
+    });
+    const taken: string[] = [];
+    let letGo = () => {};
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    await adapter.start({
+      log: createLogger({ level: 'silent' }),
+      store: new MemoryStore(),
+      httpServer,
+      // A bot still starting: the first delivery waits, so Telegram's second one arrives meanwhile.
+      receive: async (message) => {
+        taken.push(message.text);
+        await held;
+      },
+      press: async () => {},
+      inputEnded: () => {},
+    });
+    cleanups.push(() => adapter.stop());
+    const update = {
+      update_id: 4242,
+      message: { message_id: 1, date: 1, chat: privateChat, from: ann, text: 'hello once' },
+    };
+    const post = () =>
+      fetch(new URL('/tg', httpServer.url!), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(update),
+      }).then((response) => response.status);
+    const first = post();
+    await eventually(
+      () => taken.length,
+      (n) => n === 1,
+      'the first delivery taken',
+    );
+    const second = await post();
+    letGo();
+    expect([await first, second]).toEqual([200, 200]);
+    expect(taken).toEqual(['hello once']);
+  });
+
   it('webhook mode without the process’s HTTP server says so at start', async () => {
     const fake = await new FakeTelegram().start();
     cleanups.push(() => fake.close());

@@ -238,6 +238,43 @@ describe('bot, router and handler context (through the test kit)', () => {
       setup: (ctx) => void ctx.command({ name: 'cancel', description: 'x' }, () => {}),
     });
     await expect(createTestBot({ plugins: [{ plugin: cancel }] })).rejects.toThrow('taken by the core');
+    const painter = (name: string) =>
+      definePlugin({
+        name,
+        setup: (ctx) =>
+          void ctx.command({ name: `${name}_cmd`, description: 'x', keywords: ['画'] }, () => {}),
+      });
+    await expect(
+      createTestBot({ plugins: [{ plugin: painter('one') }, { plugin: painter('two') }] }),
+    ).rejects.toThrow('keyword "画" of plugin two is taken by one');
+  });
+
+  it('routes a press of a plugin’s own button to the handler it registered, and no other plugin’s', async () => {
+    const pressed: string[] = [];
+    const buttons = (name: string) =>
+      definePlugin({
+        name,
+        setup: (ctx) => {
+          ctx.command({ name: `${name}_ask`, description: 'x' }, async (c) => {
+            await c.reply({
+              text: 'Again?',
+              buttons: [[{ label: 'Yes', action: 'again' }, ctx.cancelButton()]],
+            });
+          });
+          ctx.button(
+            'again',
+            (press) => void pressed.push(`${name} by ${press.user.id} on ${press.messageId}`),
+          );
+        },
+      });
+    const kit = await createTestBot({ plugins: [{ plugin: buttons('one') }, { plugin: buttons('two') }] });
+    await kit.run(kit.send('/two_ask'));
+    const sent = kit.adapter.messages()[0]!;
+    const [again, cancel] = sent.message.buttons![0]!;
+    expect(again!.action).toBe('two:again');
+    expect(cancel!.action).toBe('chorus:cancel');
+    await kit.run(kit.press(again!.action, { messageId: sent.id, user: { id: 'u7' } }));
+    expect(pressed).toEqual([`two by u7 on ${sent.id}`]);
   });
 
   it('undoes everything a plugin registered when the bot stops', async () => {
