@@ -7,6 +7,7 @@ import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
 import { benchTelegram } from './telegram/index.ts';
+import { benchWeb } from './web.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
@@ -14,6 +15,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['ask', benchAsk],
   ['budget', benchBudgets],
   ['tg', benchTelegram],
+  ['web', benchWeb],
 ];
 
 const wanted = process.argv.slice(2);
