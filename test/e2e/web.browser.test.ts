@@ -100,8 +100,10 @@ afterAll(async () => {
 });
 
 /** A visitor: a browser context of its own, on the page after giving the token once. */
-async function visit(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 720, height: 1100 } });
+async function visit(
+  viewport = { width: 720, height: 1100 },
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport });
   await context.addInitScript({ content: recordImages });
   const page = await context.newPage();
   await page.goto(`${base}/?token=${token}`);
@@ -191,7 +193,9 @@ describe('the chat page in chromium', () => {
         .locator('article.bot .text', { hasText: /^quick · / })
         .nth(1)
         .waitFor();
-      await status.getByRole('button', { name: 'Cancel' }).click();
+      // From the keyboard: the button takes focus and Enter presses it.
+      await status.getByRole('button', { name: 'Cancel' }).focus();
+      await page.keyboard.press('Enter');
       await status.locator('.text', { hasText: /^Cancelled: / }).waitFor();
       expect(await status.locator('.text').textContent()).toMatch(/✗ slow: cancelled/);
       expect(await status.getByRole('button').count()).toBe(0);
@@ -201,16 +205,22 @@ describe('the chat page in chromium', () => {
     }
   });
 
-  it('keeps two browsers’ chats apart, across a reload too', async () => {
-    const b = await visit();
+  it('keeps two browsers’ chats apart (one on a phone’s screen), across a reload too', async () => {
+    const b = await visit({ width: 375, height: 700 }); // a phone
     try {
       await say(b.page, 'hello from the second browser');
       await b.page.locator('article.bot', { hasText: 'You said: hello from the second browser.' }).waitFor();
+      await say(b.page, '/draw a small cat');
+      await b.page.locator('article.bot .text', { hasText: /^Finished: / }).waitFor({ timeout: 15_000 });
       expect(await b.page.locator('#log').textContent()).not.toContain('red fox');
+      // Readable on a phone: nothing wider than the screen, albums included.
+      expect(await b.page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+      expect(await b.page.locator('.album').count()).toBe(3);
       await a.page.reload();
       await a.page.locator('article.bot', { hasText: 'Streaming starts here.' }).waitFor();
       expect(await a.page.locator('.album').count()).toBeGreaterThanOrEqual(4);
       expect(await a.page.locator('#log').textContent()).not.toContain('second browser');
+      expect(await a.page.locator('#log').textContent()).not.toContain('small cat');
       const chatOf = async (context: BrowserContext) =>
         (await context.cookies()).find((cookie) => cookie.name === 'chorus_chat');
       const [chatA, chatB] = [await chatOf(a.context), await chatOf(b.context)];
