@@ -2,7 +2,8 @@
  * The web adapter's chats, in memory: each keeps its recent events (so a page that reloads, or a
  * second tab, sees the conversation so far), the streams listening to it, and which buttons its
  * messages show (a press of any other is refused). Bounded: `maxEvents` per chat, an edit replacing
- * the earlier edits of its message, and `maxChats` chats, the least recently used idle one dropped.
+ * the earlier edits of its message, `maxBytes` of them per chat (as JSON; the latest is always
+ * kept), and `maxChats` chats, the least recently used idle one dropped.
  */
 import type { WebEvent } from './normalize.ts';
 
@@ -21,18 +22,26 @@ const maxButtonMessages = 200;
 /** One chat. */
 export class WebChatRoom {
   readonly id: string;
-  readonly #log: NumberedEvent[] = [];
+  readonly #log: (NumberedEvent & { readonly size: number })[] = [];
   readonly #listeners = new Set<ChatListener>();
   /** The actions each bot message shows, by message id. */
   readonly #buttons = new Map<string, Set<string>>();
   readonly #maxEvents: number;
+  readonly #maxBytes: number;
+  #bytes = 0;
   #seq = 0;
   /** `POST /api/messages` streams open on this chat. */
   openMessages = 0;
 
-  constructor(id: string, maxEvents: number) {
+  constructor(id: string, maxEvents: number, maxBytes = Number.POSITIVE_INFINITY) {
     this.id = id;
     this.#maxEvents = maxEvents;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** The size of the events kept, as JSON. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Whether nothing holds the chat: no listener, no message stream. */
@@ -55,7 +64,8 @@ export class WebChatRoom {
 
   /** The kept events numbered after `after` (all of them without it), oldest first. */
   since(after?: number): NumberedEvent[] {
-    return after === undefined ? [...this.#log] : this.#log.filter((entry) => entry.seq > after);
+    const kept = after === undefined ? this.#log : this.#log.filter((entry) => entry.seq > after);
+    return kept.map(({ seq, event }) => ({ seq, event }));
   }
 
   /** Listens; returns the function that stops listening. */
@@ -81,10 +91,13 @@ export class WebChatRoom {
       const earlier = this.#log.findIndex(
         (e) => e.event.type === 'edit' && e.event.data.id === event.data.id,
       );
-      if (earlier >= 0) this.#log.splice(earlier, 1);
+      if (earlier >= 0) this.#bytes -= this.#log.splice(earlier, 1)[0]!.size;
     }
-    this.#log.push(entry);
-    if (this.#log.length > this.#maxEvents) this.#log.shift();
+    const size = JSON.stringify(event.data).length;
+    this.#log.push({ ...entry, size });
+    this.#bytes += size;
+    while (this.#log.length > 1 && (this.#log.length > this.#maxEvents || this.#bytes > this.#maxBytes))
+      this.#bytes -= this.#log.shift()!.size;
   }
 
   #setButtons(messageId: string, rows: readonly (readonly { readonly action: string }[])[]): void {
@@ -102,6 +115,8 @@ export interface WebChatRoomsOptions {
   readonly maxChats: number;
   /** Events kept per chat. */
   readonly maxEvents: number;
+  /** Their size per chat, as JSON. Default: no limit but `maxEvents`. */
+  readonly maxBytes?: number;
 }
 
 /** Every chat of one web adapter. */
@@ -118,7 +133,7 @@ export class WebChatRooms {
   get(id: string): WebChatRoom {
     let room = this.#rooms.get(id);
     if (room) this.#rooms.delete(id);
-    else room = new WebChatRoom(id, this.#options.maxEvents);
+    else room = new WebChatRoom(id, this.#options.maxEvents, this.#options.maxBytes);
     this.#rooms.set(id, room);
     if (this.#rooms.size > this.#options.maxChats) {
       for (const [key, old] of this.#rooms) {

@@ -51,7 +51,12 @@ export interface WebAdapter extends Adapter {
 export function createWebAdapter(options: WebAdapterOptions = {}): WebAdapter {
   const name = options.name ?? 'web';
   const now = options.clock ?? Date.now;
-  const rooms = new WebChatRooms({ maxChats: options.maxChats ?? 1000, maxEvents: 300 });
+  // At most 300 events and 128 KiB of them per chat: 1000 chats hold at most 128 MiB.
+  const rooms = new WebChatRooms({
+    maxChats: options.maxChats ?? 1000,
+    maxEvents: 300,
+    maxBytes: 128 * 1024,
+  });
   const images = new ImageShelf({
     maxBytes: options.maxImageBytes ?? 64 * 1024 * 1024,
     maxCount: options.maxImages ?? 500,

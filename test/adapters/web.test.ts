@@ -132,6 +132,16 @@ describe('WebChatRoom', () => {
     expect(room.since()[0]!.seq).toBe(7);
   });
 
+  it('keeps at most maxBytes of events, but always the latest', () => {
+    const room = new WebChatRoom('c', 100, 1200); // room for three of the events below
+    for (let i = 0; i < 5; i++) room.publish(messageEvent(`b${i}`, { text: 'x'.repeat(300) }, []));
+    expect(room.since().map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect(room.bytes).toBeLessThanOrEqual(1200);
+    room.publish(editEvent('b4', { text: 'y'.repeat(5000) }, true));
+    expect(room.since().map((e) => e.seq)).toEqual([6]);
+    expect(room.bytes).toBeGreaterThan(5000);
+  });
+
   it('knows which buttons each message shows now', () => {
     const room = new WebChatRoom('c', 10);
     room.publish(
