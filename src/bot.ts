@@ -127,6 +127,8 @@ export class Bot {
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
+  /** Makes this bot's job ids its own among every process sharing one `Jobs`. */
+  readonly #jobPrefix = `${crypto.randomUUID().slice(0, 8)}-`;
   /** While plugins are swapped, messages and button presses wait for this. */
   #swapping: Promise<void> | undefined;
   #openIntake: (() => void) | undefined;
@@ -382,8 +384,11 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain)
-      await this.#jobs.cancel({}, new CancelledError('the bot is shutting down', { by: 'shutdown' }));
+    if (!drain) {
+      // Only this process's jobs: on a shared Jobs (several processes), the others' go on.
+      const reason = new CancelledError('the bot is shutting down', { by: 'shutdown' });
+      for (const job of this.#local.values()) job.abort.abort(reason);
+    }
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -449,9 +454,17 @@ export class Bot {
     }
     // Kept under the message the adapter handed over, which is what callers of `settled` hold.
     const work = route.work();
-    if (!work) return;
+    const adapter = this.#adapters.get(incoming.chat.adapter)!;
+    if (!work) {
+      adapter.settled?.(incoming);
+      return;
+    }
     this.#work.set(incoming, work);
     this.#track(work, incoming);
+    if (adapter.settled) {
+      const settled = () => adapter.settled!(incoming);
+      work.then(settled, settled);
+    }
   }
 
   #route(route: Route): Promise<void> {
@@ -531,7 +544,7 @@ export class Bot {
     options: { readonly standalone?: boolean; readonly scheduled?: ScheduledRun } = {},
   ): Promise<'done' | 'failed' | 'cancelled' | 'reloaded'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
-    const jobId = String(++this.#jobSeq);
+    const jobId = this.#jobPrefix + ++this.#jobSeq;
     const abort = new JobAbort();
     let log = this.#pluginLogs.get(plugin);
     if (!log) {

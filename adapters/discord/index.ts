@@ -30,6 +30,7 @@ import { type Adapter, type AdapterHost, defineAdapter } from '../../src/adapter
 import { type Clock, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { readBytes } from '../../src/http.ts';
 import type {
   BotIdentity,
   ChatAddress,
@@ -434,15 +435,22 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
       let sent: { id: string };
       if (pending) {
         await pending.deferred;
-        const route = pending.originalUsed
+        // Claimed before the call, so `settled` never removes a reply on its way.
+        const followUp = pending.originalUsed;
+        pending.originalUsed = true;
+        const route = followUp
           ? Routes.webhook(applicationId, pending.token)
           : Routes.webhookMessage(applicationId, pending.token, '@original');
-        sent = (await call('an interaction reply', () =>
-          pending.originalUsed
-            ? rest.post(route, { body, files, auth: false })
-            : rest.patch(route, { body, files, auth: false }),
-        )) as { id: string };
-        pending.originalUsed = true;
+        try {
+          sent = (await call('an interaction reply', () =>
+            followUp
+              ? rest.post(route, { body, files, auth: false })
+              : rest.patch(route, { body, files, auth: false }),
+          )) as { id: string };
+        } catch (error) {
+          if (!followUp) pending.originalUsed = false;
+          throw error;
+        }
         pending.messages.add(sent.id);
       } else {
         const reference =
@@ -497,7 +505,24 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
         throw new AdapterError(name, `discord refused the attachment download: HTTP ${response.status}`, {
           remote: true,
         });
-      return new Uint8Array(await response.arrayBuffer());
+      // Attachments of up to 25 MiB, what a bot may upload itself; more is not read.
+      return readBytes(response as unknown as Response, `${name} attachment`, 25 * 1024 * 1024);
+    },
+
+    settled(message) {
+      // A slash command that got no reply would show "thinking..." for 15 minutes: take it away.
+      const { interaction } = readHandle(message.replyHandle);
+      const pending = interaction === undefined ? undefined : interactions.replyingTo(interaction);
+      if (!pending || pending.originalUsed) return;
+      void pending.deferred
+        .then(() => {
+          if (pending.originalUsed) return;
+          pending.originalUsed = true;
+          return rest.delete(Routes.webhookMessage(applicationId, pending.token, '@original'), {
+            auth: false,
+          });
+        })
+        .catch((error: unknown) => host?.log.debug('removing an unanswered "thinking..." failed', { error }));
     },
 
     async registerCommands(commands: readonly CommandSpec[]) {

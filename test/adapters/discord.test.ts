@@ -168,6 +168,37 @@ describe('discord adapter with the real discord.js client', () => {
     expect(status!.components).toEqual([]);
   });
 
+  it('a slash command that sends nothing leaves no "thinking..." behind; one that answers keeps its reply', async () => {
+    const quiet = definePlugin({
+      name: 'quiet',
+      setup: (ctx) => {
+        ctx.command({ name: 'quiet', description: 'Does its work in silence' }, () => {});
+        ctx.command({ name: 'loud', description: 'Answers' }, (c) => c.reply('here').then(() => {}));
+      },
+    });
+    const { fake } = await start({ plugins: [{ plugin: quiet }] });
+    const silent = fake.userRunsCommand(fake.general, ann, 'quiet', {});
+    await eventually(
+      () => fake.calls('DELETE', /^\/webhooks\/.*\/messages\/(@|%40)original$/).length,
+      (n) => n === 1,
+      'the deferred reply taken away',
+    );
+    expect(fake.calls('POST', new RegExp(`^/interactions/${silent}/`)).map((r) => r.body)).toEqual([
+      { type: 5 },
+    ]);
+    expect(botMessages(fake, fake.general.id)).toEqual([]);
+    fake.userRunsCommand(fake.general, ann, 'loud', {});
+    await eventually(
+      () => botMessages(fake, fake.general.id).map((m) => m.content),
+      (texts) => texts.includes('here'),
+      'the answer',
+    );
+    // Give a stray delete the time it would take: the answered command keeps its reply.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fake.calls('DELETE', /^\/webhooks\//)).toHaveLength(1);
+    expect(botMessages(fake, fake.general.id).map((m) => m.content)).toEqual(['here']);
+  });
+
   it('a slash /ask streams through the deferred reply; a resume mid-answer loses nothing and repeats nothing', async () => {
     const llm = await startFakeLlm();
     cleanups.push(() => llm.close());

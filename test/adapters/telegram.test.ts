@@ -545,6 +545,55 @@ describe('telegram adapter with the real grammY client', () => {
     );
   });
 
+  it('puts buttons on a lone picture and after an album, and renders Markdown captions', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+    const buttons = [[{ label: 'Again', action: 'pictures:again' }]];
+    const pictures = definePlugin({
+      name: 'pictures',
+      setup(ctx) {
+        ctx.command({ name: 'one', description: 'x' }, async (c) => {
+          await c.reply({ text: 'a **fox**', format: 'markdown', images: [{ data: png }], buttons });
+        });
+        ctx.command({ name: 'four', description: 'x' }, async (c) => {
+          await c.reply({
+            text: 'four **foxes**',
+            format: 'markdown',
+            images: Array(4).fill({ data: png }),
+            buttons,
+          });
+        });
+      },
+    });
+    const { fake } = await start({ plugins: [{ plugin: pictures }] });
+    fake.userSays(privateChat, ann, '/one');
+    await eventually(
+      () => fake.calls('sendPhoto').length,
+      (n) => n === 1,
+      'the photo',
+    );
+    const photo = fake.calls('sendPhoto')[0]!.params;
+    expect(photo.caption).toBe('a <b>fox</b>');
+    expect(photo.parse_mode).toBe('HTML');
+    expect(photo.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    fake.userSays(privateChat, ann, '/four');
+    await eventually(
+      () => fake.calls('sendMessage').filter((r) => String(r.params.text).includes('foxes')).length,
+      (n) => n === 1,
+      'the caption after the album',
+    );
+    const album = fake.calls('sendMediaGroup')[0]!.params.media as { caption?: string }[];
+    expect(album).toHaveLength(4);
+    expect(album.every((item) => item.caption === undefined)).toBe(true);
+    const after = fake.calls('sendMessage').at(-1)!.params;
+    expect(after.text).toBe('four <b>foxes</b>');
+    expect(after.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    expect(fake.refused).toEqual([]);
+  });
+
   it('ignores edits, service messages, and chats or users outside the allow-lists', async () => {
     const { fake } = await start({ adapter: { allowedUsers: ['501'] } });
     fake.pushUpdate({

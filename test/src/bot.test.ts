@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { createBot } from '../../src/bot.ts';
 import { sleep } from '../../src/clock.ts';
 import { BackendError, RateLimitError } from '../../src/errors.ts';
+import { MemoryJobs } from '../../src/jobs.ts';
+import { silentLogger } from '../../src/logger.ts';
+import type { IncomingMessage } from '../../src/message.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { createTestBot } from '../../src/testing.ts';
+import { createTestBot, MockAdapter } from '../../src/testing.ts';
 
 async function* pieces(
   clock: { now(): number },
@@ -140,6 +144,47 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect(kit.adapter.stopped).toBe(true);
     await kit.send('/echo after');
     expect(kit.adapter.texts()).toHaveLength(1);
+  });
+
+  it('shutdown stops only this process’s jobs when the Jobs seam is shared with another process', async () => {
+    const jobs = new MemoryJobs();
+    const cancelled: string[] = [];
+    const waiter = definePlugin({
+      name: 'waiter',
+      setup: (ctx) =>
+        void ctx.command({ name: 'wait', description: 'x' }, async (c) => {
+          await new Promise<void>((resolve) =>
+            c.signal.addEventListener('abort', () => {
+              cancelled.push(c.chat.id);
+              resolve();
+            }),
+          );
+        }),
+    });
+    const processes = ['a', 'b'].map(() => {
+      const adapter = new MockAdapter();
+      const bot = createBot({ adapters: [adapter], plugins: [{ plugin: waiter }], jobs, log: silentLogger });
+      return { adapter, bot };
+    });
+    for (const { bot } of processes) await bot.start();
+    const [a, b] = processes as [(typeof processes)[0], (typeof processes)[0]];
+    const incoming = (chat: string): IncomingMessage => ({
+      id: `m-${chat}`,
+      chat: { adapter: 'mock', platform: 'mock', id: chat, kind: 'private' },
+      sender: { id: 'u1', name: 'U' },
+      text: '/wait',
+      mentionsBot: false,
+      images: [],
+      date: 0,
+    });
+    await a.adapter.host.receive(incoming('on-a'));
+    await b.adapter.host.receive(incoming('on-b'));
+    expect((await jobs.list()).map((job) => job.chat.id).sort()).toEqual(['on-a', 'on-b']);
+    await a.bot.stop();
+    expect(cancelled).toEqual(['on-a']);
+    expect((await jobs.list()).map((job) => job.chat.id)).toEqual(['on-b']);
+    await b.bot.stop();
+    expect(cancelled).toEqual(['on-a', 'on-b']);
   });
 
   it('streams into one growing message with coalesced edits and a final edit', async () => {

@@ -623,6 +623,14 @@ export class FakeDiscord {
         created.interaction_token = interaction.token;
         return [200, this.#messageJson(created)];
       }
+      if (r.method === 'DELETE' && m[3]) {
+        const id = m[3] === '@original' ? interaction.original : m[3];
+        const list = this.channelMessages(interaction.channelId);
+        const index = list.findIndex((x) => x.id === id && x.interaction_token === interaction.token);
+        if (index < 0) throw new RestError(404, 10008, 'Unknown Message');
+        list.splice(index, 1);
+        return [204, null];
+      }
       if (r.method === 'PATCH' && m[3]) {
         const id = m[3] === '@original' ? interaction.original : m[3];
         const message = this.channelMessages(interaction.channelId).find((x) => x.id === id);
