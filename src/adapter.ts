@@ -50,13 +50,6 @@ export interface AdapterHost {
    * not when the job ends: an adapter confirms an update to its platform after this resolves.
    */
   receive(message: IncomingMessage): Promise<void>;
-  /**
-   * Resolves once everything `message` set off has ended: every job it started, with their last
-   * sends and edits handed to the adapter (or at once when it started nothing). Call it after
-   * `receive` resolved, with the same object. For an adapter that tells its client when an
-   * answer is complete (the web channel's `done`).
-   */
-  settled(message: IncomingMessage): Promise<void>;
   /** Hands a button press to Chorus. */
   press(press: ButtonPress): Promise<void>;
   /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */

@@ -421,7 +421,6 @@ export class Bot {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
       receive: (message) => this.bus.emit('message', message),
-      settled: (message) => this.settled(message),
       press: (press) => this.bus.emit('button', press),
       inputEnded: () => {
         void this.stop({ drain: true });

@@ -13,7 +13,13 @@ import { z } from 'zod';
 import { type Adapter, type AdapterHost, defineAdapter } from '../../src/adapter.ts';
 import { ChorusError } from '../../src/errors.ts';
 import type { HttpMounts } from '../../src/http-routes.ts';
-import type { BotIdentity, ChatAddress, OutgoingMessage, SentMessage } from '../../src/message.ts';
+import type {
+  BotIdentity,
+  ChatAddress,
+  IncomingMessage,
+  OutgoingMessage,
+  SentMessage,
+} from '../../src/message.ts';
 import { HttpServer } from '../../src/runtime/http-server.ts';
 import { WebChatRooms } from './chats.ts';
 import { ImageShelf } from './images.ts';
@@ -196,6 +202,10 @@ export function createWebAdapter(options: WebAdapterOptions = {}): WebAdapter {
 
     async sendTyping(chat: ChatAddress): Promise<void> {
       rooms.get(chat.id).publish({ type: 'typing', data: {} });
+    },
+
+    settled(message: IncomingMessage): void {
+      rooms.get(message.chat.id).publish({ type: 'done', data: { message: message.id } });
     },
   };
 }

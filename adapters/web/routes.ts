@@ -8,8 +8,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { readFileSync } from 'node:fs';
 import type { AdapterHost } from '../../src/adapter.ts';
 import type { HttpMounts, RequestHandler, Unmount } from '../../src/http-routes.ts';
-import type { IncomingMessage } from '../../src/message.ts';
-import type { WebChatRoom, WebChatRooms } from './chats.ts';
+import type { WebChatRooms } from './chats.ts';
 import type { ImageShelf } from './images.ts';
 import {
   bearerToken,
@@ -235,19 +234,13 @@ export async function mountWebRoutes(server: HttpMounts, deps: WebRoutesDeps): P
         ...(chat.cookie !== undefined && { 'set-cookie': chat.cookie }),
       },
     );
-    void answer(room, incoming).finally(release);
-    return response;
-  };
-
-  /** Hands the message to the bot; `done` once everything it started has ended, stream or no stream. */
-  const answer = async (room: WebChatRoom, incoming: IncomingMessage): Promise<void> => {
-    try {
-      await deps.host.receive(incoming);
-      await deps.host.settled(incoming);
-    } catch (error) {
+    // `done` comes from the adapter's `settled`, once every job the message started has ended,
+    // whether the client still listens or not.
+    deps.host.receive(incoming).catch((error: unknown) => {
       deps.host.log.error('handling a web message failed', { error });
-    }
-    room.publish({ type: 'done', data: { message: incoming.id } });
+      room.publish({ type: 'done', data: { message: incoming.id } });
+    });
+    return response;
   };
 
   const postPress: RequestHandler = async (request) => {

@@ -46,7 +46,6 @@ function recordingHost() {
     log: createLogger({ level: 'silent' }),
     store: new MemoryStore(),
     receive: async (message) => void messages.push(message),
-    settled: async () => {},
     press: async (press) => void presses.push(press),
     inputEnded: () => {
       ended = true;

@@ -420,7 +420,6 @@ describe('telegram adapter with the real grammY client', () => {
       log: createLogger({ level: 'silent' }),
       store: new MemoryStore(),
       httpServer,
-      settled: async () => {},
       // A bot still starting: the first delivery waits, so Telegram's second one arrives meanwhile.
       receive: async (message) => {
         taken.push(message.text);

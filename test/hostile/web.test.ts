@@ -13,7 +13,6 @@ const host: AdapterHost = {
   log: createLogger({ level: 'silent' }),
   store: new MemoryStore(),
   receive: async () => {},
-  settled: async () => {},
   press: async () => {},
   inputEnded: () => {},
 };
