@@ -568,6 +568,7 @@ export class Bot {
         plugin,
       }),
       canType: adapter.sendTyping !== undefined,
+      images: adapter,
       translator: this.translator,
       redactor: this.redactor,
       locale: this.locale,

@@ -7,13 +7,14 @@ import type { AdapterLimits } from './adapter.ts';
 import type { Channel } from './channel.ts';
 import { type Clock, sleep } from './clock.ts';
 import type { ParsedCommand } from './commands.ts';
-import { cancelledBy } from './errors.ts';
+import { AdapterError, cancelledBy } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import {
   type BotIdentity,
   type Button,
   type ChatAddress,
+  type ImageRef,
   type IncomingMessage,
   type OutgoingImage,
   type OutgoingMessage,
@@ -79,6 +80,11 @@ export interface Context {
   typing(): Promise<void>;
   /** Keeps "typing..." showing until the returned function is called or the job ends. */
   keepTyping(): () => void;
+  /**
+   * Downloads an image of the message (`c.message.images`), capped by the adapter, aborted with
+   * the job. Throws an `AdapterError` where the platform's adapter cannot download images.
+   */
+  fetchImage(image: ImageRef): Promise<Uint8Array>;
   /** Runs this plugin's tasks later; jobs reply in this chat unless told otherwise. */
   readonly schedule: Schedule;
 }
@@ -96,6 +102,11 @@ export interface ContextDeps {
   readonly channel: Channel;
   /** Whether the adapter shows "typing..." (no typing loop is run where it does not). */
   readonly canType: boolean;
+  /** The adapter, for downloading the message's images. */
+  readonly images: {
+    readonly name: string;
+    fetchImage?(image: ImageRef, signal?: AbortSignal): Promise<Uint8Array>;
+  };
   readonly translator: Translator;
   readonly redactor: Redactor;
   readonly locale: string;
@@ -184,7 +195,7 @@ class JobContext implements JobContextHandle {
       return channel.send(replyTo === undefined ? { text: reply } : { text: reply, replyTo }, false);
     }
     const outgoing = toOutgoing(reply);
-    if (outgoing.images?.length) return this.#deps.channel.send(outgoing);
+    if (outgoing.images?.length) return this.#sendPictures(outgoing);
     // A text that fits goes as it is: no parts, no copies.
     const text = outgoing.text ?? '';
     if (text.length <= this.limits.maxTextLength && text === outgoing.text)
@@ -193,10 +204,23 @@ class JobContext implements JobContextHandle {
   }
 
   replyImages(images: readonly OutgoingImage[], options: { caption?: string } = {}): Promise<SentMessage> {
-    return this.#deps.channel.send({
-      images,
-      ...(options.caption !== undefined && { text: options.caption }),
+    return this.#sendPictures({ images, ...(options.caption !== undefined && { text: options.caption }) });
+  }
+
+  /**
+   * Pictures with their caption; a caption longer than the platform takes goes after them as a
+   * text of its own (split as texts are), with the buttons.
+   */
+  async #sendPictures(message: OutgoingMessage): Promise<SentMessage> {
+    const caption = message.text ?? '';
+    if (caption.length <= this.limits.maxCaptionLength) return this.#deps.channel.send(message);
+    const { text: _caption, buttons, ...pictures } = message;
+    const sent = await this.#deps.channel.send(pictures);
+    const after = await this.#sendText(caption, {
+      ...(buttons && { buttons }),
+      ...(message.format && { format: message.format }),
     });
+    return { chat: this.chat, ids: [...sent.ids, ...after.ids] };
   }
 
   edit(sent: SentMessage, edit: string | OutgoingMessage): Promise<void> {
@@ -261,6 +285,18 @@ class JobContext implements JobContextHandle {
       })();
     }
     return stop;
+  }
+
+  fetchImage(image: ImageRef): Promise<Uint8Array> {
+    const adapter = this.#deps.images;
+    if (!adapter.fetchImage) {
+      return Promise.reject(
+        new AdapterError(adapter.name, `the ${adapter.name} adapter cannot download images`, {
+          remote: false,
+        }),
+      );
+    }
+    return adapter.fetchImage(image, this.signal);
   }
 
   /** Stops typing and finishes the open status messages; resolves with how many there were. */

@@ -504,6 +504,7 @@ describe('telegram adapter with the real grammY client', () => {
 
   it('downloads an incoming photo, sends a picture over 10 MB as a document, and answers button presses', async () => {
     const seen: string[] = [];
+    const fetched: Uint8Array[] = [];
     const photo = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(2000, 7)]);
     const big = new Uint8Array(11 * 1024 * 1024);
     big.set([0x89, 0x50, 0x4e, 0x47]);
@@ -512,6 +513,7 @@ describe('telegram adapter with the real grammY client', () => {
       setup(ctx) {
         ctx.match({ name: 'photo', test: (m) => m.images.length > 0 }, async (c) => {
           seen.push(`${c.message.text}:${c.message.images[0]!.width}`);
+          fetched.push(await c.fetchImage(c.message.images.at(-1)!));
           await c.replyImages([{ data: big }], { caption: 'big one' });
         });
       },
@@ -524,6 +526,8 @@ describe('telegram adapter with the real grammY client', () => {
       'the document',
     );
     expect(seen).toEqual(['look:1280']);
+    // The handler downloaded the picture it was sent, through its context.
+    expect(fetched.map((bytes) => Buffer.from(bytes).equals(photo))).toEqual([true]);
     expect(botMessages(fake, privateChat.id).at(-1)!.document?.bytes).toBe(big.length);
     const incoming = normalizeMessage(
       'telegram',

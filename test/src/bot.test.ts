@@ -187,6 +187,39 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect(cancelled).toEqual(['on-a', 'on-b']);
   });
 
+  it('sends a caption longer than the platform takes after the pictures, with the buttons', async () => {
+    const caption = `${'a long caption '.repeat(10)}end`;
+    const pictures = definePlugin({
+      name: 'pictures',
+      setup: (ctx) =>
+        void ctx.command({ name: 'pics', description: 'x' }, async (c) => {
+          await c.reply({
+            text: caption,
+            images: [{ data: new Uint8Array([1]) }, { data: new Uint8Array([2]) }],
+            buttons: [[{ label: 'More', action: 'more' }]],
+          });
+          await c.replyImages([{ data: new Uint8Array([3]) }], { caption: 'short' });
+        }),
+    });
+    const kit = await createTestBot({
+      plugins: [{ plugin: pictures }],
+      adapter: { limits: { maxCaptionLength: 64, maxTextLength: 100 } },
+    });
+    await kit.run(kit.send('/pics'));
+    const sends = kit.adapter.calls.flatMap((call) => (call.kind === 'send' ? [call.message] : []));
+    expect(sends.map((m) => [m.images?.length ?? 0, m.buttons?.[0]?.[0]?.action ?? ''])).toEqual([
+      [2, ''],
+      [0, ''],
+      [0, 'pictures:more'],
+      [1, ''],
+    ]);
+    expect(sends[0]!.text).toBeUndefined();
+    const parts = [sends[1]!.text!, sends[2]!.text!];
+    for (const part of parts) expect(part.length).toBeLessThanOrEqual(100);
+    expect(parts.join(' ')).toBe(caption);
+    expect(sends[3]!.text).toBe('short');
+  });
+
   it('streams into one growing message with coalesced edits and a final edit', async () => {
     const kit = await createTestBot({
       plugins: [{ plugin: demo }],
