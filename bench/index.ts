@@ -8,6 +8,7 @@ import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
 import { benchObservability } from './observability.ts';
 import { benchTelegram } from './telegram/index.ts';
+import { benchWeb } from './web.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
@@ -16,6 +17,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['ask', benchAsk],
   ['budget', benchBudgets],
   ['tg', benchTelegram],
+  ['web', benchWeb],
 ];
 
 const wanted = process.argv.slice(2);

@@ -22,10 +22,14 @@ import { mountObservability } from './observability.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { watchForChanges } from './watch.ts';
 
-/** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
+/**
+ * The config used when `config/chorus.yaml` does not exist: offline, on the console and on a chat
+ * page at http://127.0.0.1:8787/ (another free port when that one is taken).
+ */
 export const embeddedConfig = `
 adapters:
   console: {}
+  web: { port: 8787, onPortTaken: free-port }
 plugins:
   help: {}
   draw:
