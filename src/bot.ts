@@ -593,7 +593,12 @@ export class Bot {
       this.log.debug('button with no handler', { action: press.action });
       return;
     }
-    await handler(press);
+    // Tracked like a job, so shutdown waits for it; a handler that throws is logged, not lost.
+    await this.#track(
+      Promise.resolve()
+        .then(() => handler(press))
+        .catch((error: unknown) => this.log.error('button handler failed', { action: press.action, error })),
+    );
   }
 
   async #say(message: IncomingMessage, text: string): Promise<void> {

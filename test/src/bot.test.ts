@@ -3,7 +3,7 @@ import { createBot } from '../../src/bot.ts';
 import { sleep } from '../../src/clock.ts';
 import { BackendError, RateLimitError } from '../../src/errors.ts';
 import { MemoryJobs } from '../../src/jobs.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { createLogger, silentLogger } from '../../src/logger.ts';
 import type { IncomingMessage } from '../../src/message.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { createTestBot, MockAdapter } from '../../src/testing.ts';
@@ -185,6 +185,35 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect((await jobs.list()).map((job) => job.chat.id)).toEqual(['on-b']);
     await b.bot.stop();
     expect(cancelled).toEqual(['on-a', 'on-b']);
+  });
+
+  it('a button handler that fails is logged; shutdown waits for one still running', async () => {
+    const lines: string[] = [];
+    const finished: string[] = [];
+    const slow = definePlugin({
+      name: 'slow',
+      setup: (ctx) => {
+        ctx.button('boom', () => {
+          throw new Error('handler broke');
+        });
+        ctx.button('wait', async () => {
+          await sleep(ctx.clock, 5000);
+          finished.push('wait');
+        });
+      },
+    });
+    const kit = await createTestBot({
+      plugins: [{ plugin: slow }],
+      log: createLogger({ level: 'error', write: (line) => lines.push(line) }),
+    });
+    await kit.run(kit.press('slow:boom', { messageId: 'm1' }));
+    expect(
+      lines.some((line) => line.includes('button handler failed') && line.includes('handler broke')),
+    ).toBe(true);
+    void kit.press('slow:wait', { messageId: 'm1' });
+    await kit.clock.tick(10);
+    await kit.stop();
+    expect(finished).toEqual(['wait']);
   });
 
   it('sends a caption longer than the platform takes after the pictures, with the buttons', async () => {
