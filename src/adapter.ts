@@ -66,6 +66,11 @@ export interface AdapterHost {
    * there for the next, whatever the instance is called.
    */
   readonly store: Store;
+  /**
+   * True when other processes serve the same bot (`state.redis`): what must run in one process at
+   * a time (Telegram's long polling) takes a lease in the store first.
+   */
+  readonly shared?: boolean;
 }
 
 /** Whether an edit is the last one of its message (adapters may show intermediate ones lightly). */

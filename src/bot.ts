@@ -33,6 +33,7 @@ import {
 } from './schedule.ts';
 import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
+import type { WorkQueue } from './work.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -62,6 +63,12 @@ export interface BotOptions {
   readonly budget?: Budget;
   /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
   readonly httpServer?: HttpMounts;
+  /**
+   * Where incoming messages wait to be handled when several processes make one bot (Redis). Set,
+   * adapters' messages go to it, and this process handles its share of it. Default: none, every
+   * message is handled by the process that received it.
+   */
+  readonly queue?: WorkQueue;
 }
 
 /** A job of this process, as reloads and shutdown see it. */
@@ -123,6 +130,9 @@ export class Bot {
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
   readonly #httpServer: HttpMounts | undefined;
+  readonly #queue: WorkQueue | undefined;
+  /** Messages the router did not take because the bot was stopping: they stay queued. */
+  readonly #refused = new WeakSet<IncomingMessage>();
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
@@ -147,6 +157,7 @@ export class Bot {
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
     this.#httpServer = options.httpServer;
+    this.#queue = options.queue;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
     this.#jobs = options.jobs ?? new MemoryJobs();
@@ -227,6 +238,13 @@ export class Bot {
     this.#state = 'running';
     await this.#scheduler.start();
     this.#resolveAccepting();
+    await this.#queue?.start({
+      route: async (message) => {
+        await this.bus.emit('message', message);
+        return !this.#refused.has(message);
+      },
+      settled: (message) => this.settled(message),
+    });
   }
 
   /**
@@ -377,13 +395,17 @@ export class Bot {
       ),
     );
     this.#resolveAccepting();
+    // Messages not yet started stay in the queue for the other processes.
+    const queueStopped = this.#queue?.stop();
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    if (!drain) await this.#jobs.cancel({}, new CancelledError('shutdown'));
+    // This process's jobs only: with a shared Jobs seam, the other processes' jobs run on.
+    if (!drain) for (const job of this.#local.values()) job.abort.abort(new CancelledError('shutdown'));
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
+    if (queueStopped) await this.#bounded(queueStopped, 'the work queue');
     await this.#bounded(this.#scheduler.idle(), 'scheduled jobs');
     await this.#bounded(Promise.all([...this.#outboxes.values()].map((outbox) => outbox.idle())), 'outboxes');
     await this.#host.stop();
@@ -412,12 +434,13 @@ export class Bot {
     return {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
-      receive: (message) => this.bus.emit('message', message),
+      receive: (message) => (this.#queue ? this.#queue.push(message) : this.bus.emit('message', message)),
       press: (press) => this.bus.emit('button', press),
       inputEnded: () => {
         void this.stop({ drain: true });
       },
       ...(this.#httpServer && { httpServer: this.#httpServer }),
+      ...(this.#queue && { shared: true }),
     };
   }
 
@@ -429,7 +452,10 @@ export class Bot {
   async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
     while (this.#swapping) await this.#swapping;
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running') {
+      this.#refused.add(incoming);
+      return;
+    }
     if (!this.#adapters.has(incoming.chat.adapter)) {
       this.log.warn('message from an unknown adapter', { adapter: incoming.chat.adapter });
       return;

@@ -35,6 +35,11 @@ import { HandledUpdates } from './state.ts';
 export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
 const photoLimit = 10 * 1024 * 1024;
+/**
+ * With several processes (`state.redis`), one polls at a time: it holds a lease in the store for
+ * this long and renews it every third of it; when it dies, another takes over within about this.
+ */
+const pollLeaseMs = 4_000;
 
 /** Creates a Telegram adapter. */
 export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter {
@@ -53,6 +58,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
+  /** Aborted when intake stops: the wait for the polling lease ends. */
+  const intake = new AbortController();
   let unmountWebhook: (() => void) | undefined;
   /** Webhook posts being handled: shutdown lets them finish (they confirm their update). */
   const posts = new Set<Promise<Response>>();
@@ -247,6 +254,37 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     return { chat, ids: [String(sent.message_id)] };
   }
 
+  /** Polls while this process holds the bot's polling lease; waits for it otherwise. */
+  async function pollUnderLease(h: AdapterHost, poll: () => Promise<void>): Promise<void> {
+    while (!intake.signal.aborted) {
+      const lease = await h.store.lock(`polling:${botId}`, pollLeaseMs).catch((error: unknown) => {
+        h.log.warn('could not ask for the polling lease', { error });
+        return undefined;
+      });
+      if (!lease) {
+        await sleep(systemClock, pollLeaseMs / 4, intake.signal).catch(() => {});
+        continue;
+      }
+      h.log.info('this process polls telegram');
+      const running = poll();
+      const renew = setInterval(() => {
+        void lease.extend(pollLeaseMs).then(
+          async (kept) => {
+            if (kept || !bot.isRunning()) return;
+            h.log.warn('lost the polling lease: another process polls now');
+            await bot.stop().catch(() => {});
+          },
+          () => {},
+        );
+      }, pollLeaseMs / 4);
+      await running;
+      clearInterval(renew);
+      await lease.release().catch(() => {});
+      // Polling ended on its own (an error): a pause, not a tight loop.
+      if (!intake.signal.aborted) await sleep(systemClock, pollLeaseMs / 4, intake.signal).catch(() => {});
+    }
+  }
+
   const adapter: Adapter = {
     name,
     platform: 'telegram',
@@ -308,16 +346,17 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
           }),
         );
       } else {
-        polling = bot
-          .start({ drop_pending_updates: false, allowed_updates: updates })
-          .catch((error: unknown) => {
+        const poll = () =>
+          bot.start({ drop_pending_updates: false, allowed_updates: updates }).catch((error: unknown) => {
             host?.log.error('telegram polling stopped', { error });
           });
+        polling = h.shared ? pollUnderLease(h, poll) : poll();
       }
       return self;
     },
 
     async stopReceiving() {
+      intake.abort();
       if (unmountWebhook) {
         // Keep the webhook: Telegram holds updates for us until we are back (a post now gets 404,
         // which Telegram retries).
