@@ -3,6 +3,7 @@ import { benchAsk } from './ask.ts';
 import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
+import { benchScale } from './scale.ts';
 import { benchTelegram } from './telegram/index.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
@@ -11,6 +12,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['ask', benchAsk],
   ['budget', benchBudgets],
   ['tg', benchTelegram],
+  ['redis', benchScale],
 ];
 
 const rows: (Row & { section: string })[] = [];

@@ -64,6 +64,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   /** Webhook posts being handled: shutdown lets them finish (they confirm their update). */
   const posts = new Set<Promise<Response>>();
   let handled: HandledUpdates | undefined;
+  /** Set once started: updates are taken from then on. */
+  let started = false;
 
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
@@ -95,14 +97,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
    * once the router has taken it (its job runs on), so grammY confirms only updates that are taken.
    */
   const take = async (updateId: number, dispatch: () => Promise<void> | undefined) => {
-    if (!handled || handled.has(updateId)) return;
+    if (!started || handled?.has(updateId)) return;
     try {
       await dispatch();
     } catch (error) {
       host?.log.error('handling an update failed', { updateId, error });
     }
-    handled.add(updateId);
-    if (config.mode === 'webhook') await handled.flush();
+    handled?.add(updateId);
+    if (config.mode === 'webhook') await handled?.flush();
   };
 
   bot.on(['message', 'channel_post'], async (ctx) => {
@@ -309,14 +311,19 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         h.log.warn(
           'adapters.telegram.stateDir is no longer used: handled update ids are kept in the state store (state.path)',
         );
-      handled = await HandledUpdates.load(h.store, botId, {
-        onError: (what, error) => h.log.warn(what, { error }),
-      });
+      // Behind several processes, a webhook's update goes to the shared work queue, which drops one
+      // it has queued before: a store entry per update here would only cost a write each.
+      if (!(config.mode === 'webhook' && h.shared)) {
+        handled = await HandledUpdates.load(h.store, botId, {
+          onError: (what, error) => h.log.warn(what, { error }),
+        });
+      }
       // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
       // reach Telegram at start should say so.
       const me = await call('getMe', () => bot.api.getMe());
       bot.botInfo = me;
       self = { id: String(me.id), username: me.username, name: me.first_name };
+      started = true;
       const updates: ('message' | 'channel_post' | 'callback_query')[] = [
         'message',
         'channel_post',
