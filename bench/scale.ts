@@ -97,9 +97,9 @@ async function runWith(
     config,
     [
       'http:',
-      '  server: { port: ${PORT} }',
+      `  server: { port: \${PORT} }`,
       'state:',
-      '  redis: { url: ${REDIS_URL} }',
+      `  redis: { url: \${REDIS_URL} }`,
       'adapters:',
       '  telegram:',
       `    token: ${telegram.token}`,
@@ -135,7 +135,7 @@ async function runWith(
       ? spawn('redis-cli', ['-s', redis.socket, 'MONITOR'], { stdio: ['ignore', 'pipe', 'ignore'] })
       : undefined;
     let monitored = '';
-    monitor?.stdout!.on('data', (chunk: Buffer) => {
+    monitor?.stdout?.on('data', (chunk: Buffer) => {
       monitored += chunk.toString();
     });
     if (monitor) await new Promise((done) => setTimeout(done, 200));
