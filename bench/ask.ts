@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { ConversationMemory } from '../plugins/ask/memory.ts';
 import { sleep } from '../src/clock.ts';
 import { definePlugin } from '../src/plugin.ts';
-import { namespacedStore, openSqliteStore } from '../src/store.ts';
+import { openSqliteStore } from '../src/runtime/sqlite-store.ts';
+import { namespacedStore } from '../src/store.ts';
 import { createTestBot } from '../src/testing.ts';
 import type { Row } from './core.ts';
 

@@ -16,6 +16,7 @@ import { createBot } from '../src/bot.ts';
 import { sleep } from '../src/clock.ts';
 import { createLogger } from '../src/logger.ts';
 import { definePlugin } from '../src/plugin.ts';
+import { HttpClient } from '../src/runtime/http.ts';
 import { createTestBot } from '../src/testing.ts';
 import { startFakeImageBackends } from '../test/fakes/images.ts';
 import { FakeTelegram } from '../test/fakes/telegram/server.ts';
@@ -49,6 +50,7 @@ async function drawThroughTelegram(draws: number): Promise<Row[]> {
     adapters: [adapter],
     plugins: [{ plugin: draw, config }],
     log: createLogger({ level: 'silent' }),
+    http: new HttpClient(),
   });
   await bot.start();
   // Each draw in its own private chat, one every 400 ms: about 17 calls a second overall, under

@@ -1,4 +1,7 @@
-/** `npm run bench`: runs every benchmark and prints one table. Figures go in the README. */
+/**
+ * `npm run bench`: runs every benchmark and prints one table. Figures go in the README.
+ * `npm run bench -- core tg` runs only the sections named.
+ */
 import { benchAsk } from './ask.ts';
 import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
@@ -15,8 +18,17 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['redis', benchScale],
 ];
 
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !sections.some(([section]) => section === name));
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown section: ${unknown.join(', ')} (sections: ${sections.map(([s]) => s).join(', ')})\n`,
+  );
+  process.exit(2);
+}
 const rows: (Row & { section: string })[] = [];
 for (const [section, run] of sections) {
+  if (wanted.length > 0 && !wanted.includes(section)) continue;
   for (const row of await run()) rows.push({ section, ...row });
 }
 const width = Math.max(...rows.map((r) => r.name.length));

@@ -122,6 +122,12 @@ export interface Adapter {
   registerCommands?(commands: readonly CommandSpec[]): Promise<void>;
   /** Downloads an incoming image. */
   fetchImage?(image: ImageRef, signal?: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Chorus is done with `message` (as `receive` got it): every job it started has ended, or it
+   * started none. An adapter that acknowledged the message in advance (a deferred Discord slash
+   * command, "thinking...") tidies up what no reply took over.
+   */
+  settled?(message: IncomingMessage): void;
 }
 
 /** What an adapter definition's `create` gets. */

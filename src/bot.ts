@@ -12,9 +12,9 @@ import { Channel } from './channel.ts';
 import { type Clock, sleep, systemClock } from './clock.ts';
 import type { CommandSpec, ParsedCommand } from './commands.ts';
 import { createContext, describeFailure } from './context.ts';
-import { CancelledError, ChorusError, ConfigError, isCancellation } from './errors.ts';
+import { CancelledError, ChorusError, ConfigError, cancelledBy, isCancellation } from './errors.ts';
 import { type PluginEntry, PluginHost } from './host.ts';
-import { HttpClient } from './http.ts';
+import { type Http, missingHttp } from './http.ts';
 import type { HttpMounts } from './http-routes.ts';
 import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
@@ -47,7 +47,8 @@ export interface BotOptions {
   /** Secrets to keep out of logs and messages. */
   readonly redactor?: Redactor;
   readonly clock?: Clock;
-  readonly http?: HttpClient;
+  /** The HTTP client plugins get as `ctx.http` (the runtime's `HttpClient`). Default: one that refuses every request. */
+  readonly http?: Http;
   /** How long shutdown waits for cancelled jobs and queued messages. Default 10 s. */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -94,7 +95,7 @@ export class Bot {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly translator = new Translator();
   readonly redactor: Redactor;
   readonly locale: string;
@@ -136,6 +137,8 @@ export class Bot {
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
+  /** Makes this bot's job ids its own among every process sharing one `Jobs`. */
+  readonly #jobPrefix = `${crypto.randomUUID().slice(0, 8)}-`;
   /** While plugins are swapped, messages and button presses wait for this. */
   #swapping: Promise<void> | undefined;
   #openIntake: (() => void) | undefined;
@@ -152,7 +155,7 @@ export class Bot {
     this.redactor = options.redactor ?? new Redactor();
     this.log = options.log ?? createLogger({ redactor: this.redactor });
     this.clock = options.clock ?? systemClock;
-    this.http = options.http ?? new HttpClient();
+    this.http = options.http ?? missingHttp;
     this.locale = options.locale ?? 'en';
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
@@ -325,7 +328,8 @@ export class Bot {
     await Promise.race([allEnded, sleep(this.clock, graceMs, controller.signal).catch(() => {})]);
     controller.abort();
     const running = jobs.filter((job) => this.#local.has(job.event.jobId));
-    for (const job of running) job.abort.abort(new CancelledError('reload'));
+    for (const job of running)
+      job.abort.abort(new CancelledError('the plugin was reloaded', { by: 'reload' }));
     if (running.length > 0) {
       this.log.info('cancelled running jobs of a reloading plugin', { plugin, jobs: running.length });
     }
@@ -400,8 +404,11 @@ export class Bot {
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
-    // This process's jobs only: with a shared Jobs seam, the other processes' jobs run on.
-    if (!drain) for (const job of this.#local.values()) job.abort.abort(new CancelledError('shutdown'));
+    if (!drain) {
+      // Only this process's jobs: on a shared Jobs (several processes), the others' go on.
+      const reason = new CancelledError('the bot is shutting down', { by: 'shutdown' });
+      for (const job of this.#local.values()) job.abort.abort(reason);
+    }
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
@@ -471,9 +478,17 @@ export class Bot {
     }
     // Kept under the message the adapter handed over, which is what callers of `settled` hold.
     const work = route.work();
-    if (!work) return;
+    const adapter = this.#adapters.get(incoming.chat.adapter)!;
+    if (!work) {
+      adapter.settled?.(incoming);
+      return;
+    }
     this.#work.set(incoming, work);
     this.#track(work, incoming);
+    if (adapter.settled) {
+      const settled = () => adapter.settled!(incoming);
+      work.then(settled, settled);
+    }
   }
 
   #route(route: Route): Promise<void> {
@@ -511,10 +526,8 @@ export class Bot {
    * entry for {@link Bot.settled} goes with it.
    */
   #track<T>(promise: Promise<T>, message?: IncomingMessage): Promise<T> {
-    const settled: Promise<void> = promise.then(
-      () => this.#untrack(settled, message),
-      () => this.#untrack(settled, message),
-    );
+    const untrack = () => this.#untrack(settled, message);
+    const settled: Promise<void> = promise.then(untrack, untrack);
     this.#running.add(settled);
     return promise;
   }
@@ -555,7 +568,7 @@ export class Bot {
     options: { readonly standalone?: boolean; readonly scheduled?: ScheduledRun } = {},
   ): Promise<'done' | 'failed' | 'cancelled' | 'reloaded'> {
     const adapter = this.#adapters.get(message.chat.adapter)!;
-    const jobId = String(++this.#jobSeq);
+    const jobId = this.#jobPrefix + ++this.#jobSeq;
     const abort = new JobAbort();
     let log = this.#pluginLogs.get(plugin);
     if (!log) {
@@ -577,8 +590,10 @@ export class Bot {
         replyTo: options.standalone ? undefined : (message.replyHandle ?? message.id),
         limits: adapter.limits,
         drafts: adapter.sendDraft !== undefined && message.chat.kind === 'private',
+        plugin,
       }),
       canType: adapter.sendTyping !== undefined,
+      images: adapter,
       translator: this.translator,
       redactor: this.redactor,
       locale: this.locale,
@@ -608,7 +623,8 @@ export class Bot {
         }
         reason = abort.aborted ? abort.reason : error;
       }
-      const finished = await ctx.finishAll(outcome, reason);
+      const finishing = ctx.finishAll(outcome, reason);
+      const finished = typeof finishing === 'number' ? finishing : await finishing;
       if (outcome === 'failed' && finished === 0 && !options.standalone) {
         await this.#say(
           message,
@@ -628,8 +644,7 @@ export class Bot {
       this.#local.delete(jobId);
       local.end?.();
     }
-    const reloaded =
-      outcome === 'cancelled' && reason instanceof CancelledError && reason.message === 'reload';
+    const reloaded = outcome === 'cancelled' && cancelledBy(reason) === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
 }

@@ -28,6 +28,8 @@ export interface Budget {
   take(rules: readonly BudgetRule[]): number | Promise<number>;
 }
 
+const sweepEveryTakes = 4096;
+
 /** Options of {@link MemoryBudget}. */
 export interface MemoryBudgetOptions {
   readonly clock?: Clock;
@@ -38,14 +40,24 @@ export class MemoryBudget implements Budget {
   readonly #clock: Clock;
   /** Times of the slots taken, oldest first, per key. */
   readonly #stamps = new Map<string, number[]>();
+  /** The longest window seen: a key with no slot that recent has nothing left to remember. */
+  #longestPeriodMs = 0;
+  #takes = 0;
 
   constructor(options: MemoryBudgetOptions = {}) {
     this.#clock = options.clock ?? systemClock;
   }
 
+  /** Keys with slots still in their window: what this budget holds in memory. */
+  get size(): number {
+    return this.#stamps.size;
+  }
+
   take(rules: readonly BudgetRule[]): number {
     if (rules.length === 0) return 0;
     const now = this.#clock.now();
+    // Keys of chats gone quiet are dropped now and then, so a bot seen in many chats stays small.
+    if (++this.#takes % sweepEveryTakes === 0) this.#sweep(now);
     let wait = 0;
     for (const rule of rules) wait = Math.max(wait, this.#waitFor(rule, now));
     if (wait > 0) return wait;
@@ -57,8 +69,15 @@ export class MemoryBudget implements Budget {
     return 0;
   }
 
+  #sweep(now: number): void {
+    for (const [key, stamps] of this.#stamps) {
+      if (stamps[stamps.length - 1]! <= now - this.#longestPeriodMs) this.#stamps.delete(key);
+    }
+  }
+
   #waitFor(rule: BudgetRule, now: number): number {
     const { count, periodMs } = rule.limit;
+    if (periodMs > this.#longestPeriodMs) this.#longestPeriodMs = periodMs;
     const stamps = this.#stamps.get(rule.key);
     if (!stamps) return count > (rule.keepFree ?? 0) ? 0 : periodMs;
     let expired = 0;

@@ -40,7 +40,8 @@ export type Listener<T> = (payload: T) => void | Promise<void>;
  * others; `emit` resolves once every listener has settled.
  */
 export class EventBus<Events extends object = ChorusEvents> {
-  readonly #listeners = new Map<keyof Events, Set<Listener<never>>>();
+  /** Listeners per event, as arrays replaced on change: emit walks one without copying it. */
+  readonly #listeners = new Map<keyof Events, readonly Listener<never>[]>();
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -49,35 +50,38 @@ export class EventBus<Events extends object = ChorusEvents> {
 
   /** Subscribes to `event`. Returns a function that unsubscribes. */
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
-    let set = this.#listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(event, set);
+    const current = this.#listeners.get(event) ?? [];
+    if (!current.includes(listener as Listener<never>)) {
+      this.#listeners.set(event, [...current, listener as Listener<never>]);
     }
-    set.add(listener as Listener<never>);
     return () => {
-      set.delete(listener as Listener<never>);
+      const now = this.#listeners.get(event);
+      if (now?.includes(listener as Listener<never>)) {
+        this.#listeners.set(
+          event,
+          now.filter((other) => other !== listener),
+        );
+      }
     };
   }
 
   /** Delivers `payload` to every listener of `event`, concurrently. */
   async emit<K extends keyof Events>(event: K, payload: Events[K]): Promise<void> {
-    const set = this.#listeners.get(event);
-    if (!set || set.size === 0) return;
-    if (set.size === 1) {
+    const listeners = this.#listeners.get(event) as readonly Listener<Events[K]>[] | undefined;
+    if (!listeners || listeners.length === 0) return;
+    if (listeners.length === 1) {
       // One listener (the router, on `message`): no arrays, no extra promises.
-      const [listener] = set;
       try {
-        await (listener as Listener<Events[K]>)(payload);
+        await listeners[0]!(payload);
       } catch (error) {
         this.#log.error('listener failed', { event: String(event), error });
       }
       return;
     }
     await Promise.all(
-      [...set].map(async (listener) => {
+      listeners.map(async (listener) => {
         try {
-          await (listener as Listener<Events[K]>)(payload);
+          await listener(payload);
         } catch (error) {
           this.#log.error('listener failed', { event: String(event), error });
         }
@@ -87,6 +91,6 @@ export class EventBus<Events extends object = ChorusEvents> {
 
   /** Number of listeners of `event`. */
   listenerCount(event: keyof Events): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this.#listeners.get(event)?.length ?? 0;
   }
 }

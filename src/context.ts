@@ -7,13 +7,14 @@ import type { AdapterLimits } from './adapter.ts';
 import type { Channel } from './channel.ts';
 import { type Clock, sleep } from './clock.ts';
 import type { ParsedCommand } from './commands.ts';
-import { ChorusError } from './errors.ts';
+import { AdapterError, cancelledBy } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import {
   type BotIdentity,
   type Button,
   type ChatAddress,
+  type ImageRef,
   type IncomingMessage,
   type OutgoingImage,
   type OutgoingMessage,
@@ -79,6 +80,11 @@ export interface Context {
   typing(): Promise<void>;
   /** Keeps "typing..." showing until the returned function is called or the job ends. */
   keepTyping(): () => void;
+  /**
+   * Downloads an image of the message (`c.message.images`), capped by the adapter, aborted with
+   * the job. Throws an `AdapterError` where the platform's adapter cannot download images.
+   */
+  fetchImage(image: ImageRef): Promise<Uint8Array>;
   /** Runs this plugin's tasks later; jobs reply in this chat unless told otherwise. */
   readonly schedule: Schedule;
 }
@@ -96,6 +102,11 @@ export interface ContextDeps {
   readonly channel: Channel;
   /** Whether the adapter shows "typing..." (no typing loop is run where it does not). */
   readonly canType: boolean;
+  /** The adapter, for downloading the message's images. */
+  readonly images: {
+    readonly name: string;
+    fetchImage?(image: ImageRef, signal?: AbortSignal): Promise<Uint8Array>;
+  };
   readonly translator: Translator;
   readonly redactor: Redactor;
   readonly locale: string;
@@ -112,7 +123,7 @@ const typingRefreshMs = 4_000;
 /** A job's context, and what the bot does when the job ends. */
 export interface JobContextHandle extends Context {
   /** Stops typing and finishes the status messages the handler left open; resolves with how many. */
-  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number>;
+  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): number | Promise<number>;
 }
 
 /** Builds a job's context. */
@@ -177,16 +188,39 @@ class JobContext implements JobContextHandle {
   }
 
   reply(reply: string | OutgoingMessage): Promise<SentMessage> {
+    const channel = this.#deps.channel;
+    if (typeof reply === 'string' && reply.length <= this.limits.maxTextLength) {
+      // The commonest answer, a short text, is built once with its reply handle: no copies.
+      const replyTo = channel.replyTo;
+      return channel.send(replyTo === undefined ? { text: reply } : { text: reply, replyTo }, false);
+    }
     const outgoing = toOutgoing(reply);
-    if (outgoing.images?.length) return this.#deps.channel.send(outgoing);
-    return this.#sendText(outgoing.text ?? '', outgoing);
+    if (outgoing.images?.length) return this.#sendPictures(outgoing);
+    // A text that fits goes as it is: no parts, no copies.
+    const text = outgoing.text ?? '';
+    if (text.length <= this.limits.maxTextLength && text === outgoing.text)
+      return this.#deps.channel.send(outgoing);
+    return this.#sendText(text, outgoing);
   }
 
   replyImages(images: readonly OutgoingImage[], options: { caption?: string } = {}): Promise<SentMessage> {
-    return this.#deps.channel.send({
-      images,
-      ...(options.caption !== undefined && { text: options.caption }),
+    return this.#sendPictures({ images, ...(options.caption !== undefined && { text: options.caption }) });
+  }
+
+  /**
+   * Pictures with their caption; a caption longer than the platform takes goes after them as a
+   * text of its own (split as texts are), with the buttons.
+   */
+  async #sendPictures(message: OutgoingMessage): Promise<SentMessage> {
+    const caption = message.text ?? '';
+    if (caption.length <= this.limits.maxCaptionLength) return this.#deps.channel.send(message);
+    const { text: _caption, buttons, ...pictures } = message;
+    const sent = await this.#deps.channel.send(pictures);
+    const after = await this.#sendText(caption, {
+      ...(buttons && { buttons }),
+      ...(message.format && { format: message.format }),
     });
+    return { chat: this.chat, ids: [...sent.ids, ...after.ids] };
   }
 
   edit(sent: SentMessage, edit: string | OutgoingMessage): Promise<void> {
@@ -253,19 +287,36 @@ class JobContext implements JobContextHandle {
     return stop;
   }
 
+  fetchImage(image: ImageRef): Promise<Uint8Array> {
+    const adapter = this.#deps.images;
+    if (!adapter.fetchImage) {
+      return Promise.reject(
+        new AdapterError(adapter.name, `the ${adapter.name} adapter cannot download images`, {
+          remote: false,
+        }),
+      );
+    }
+    return adapter.fetchImage(image, this.signal);
+  }
+
   /** Stops typing and finishes the open status messages; resolves with how many there were. */
-  async finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): Promise<number> {
+  finishAll(outcome: 'done' | 'failed' | 'cancelled', reason?: unknown): number | Promise<number> {
     if (this.#typers) for (const stop of [...this.#typers]) stop();
+    // Most jobs open no status message: they get their answer without another tick.
     if (!this.#statuses) return 0;
-    const open = [...this.#statuses].filter((status) => !status.finished);
+    return this.#finishStatuses(outcome, reason);
+  }
+
+  async #finishStatuses(outcome: 'done' | 'failed' | 'cancelled', reason: unknown): Promise<number> {
+    const open = [...(this.#statuses ?? [])].filter((status) => !status.finished);
     await Promise.all(
       open.map((status) => {
         if (outcome === 'done') return status.finish();
         if (outcome === 'cancelled') {
           const text =
-            reason instanceof ChorusError && reason.message === 'shutdown'
+            cancelledBy(reason) === 'shutdown'
               ? this.t('job.shutdown')
-              : reason instanceof ChorusError && reason.message === 'reload'
+              : cancelledBy(reason) === 'reload'
                 ? this.t('job.reloaded')
                 : this.t('job.cancelled');
           return status.finish(text);

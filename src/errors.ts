@@ -99,13 +99,24 @@ export class TimeoutError extends ChorusError {
   }
 }
 
+/** Who stopped a job: a user (`/cancel`, the Cancel button) or the caller, shutdown, or a plugin reload. */
+export type CancelledBy = 'user' | 'shutdown' | 'reload';
+
 /** A job was cancelled: by the user (`/cancel`), by shutdown, or by the caller's signal. */
 export class CancelledError extends ChorusError {
   override name = 'CancelledError';
+  /** Who stopped it: what the job's unfinished messages say ("stopped: shutting down"). */
+  readonly by: CancelledBy;
 
-  constructor(message = 'cancelled') {
+  constructor(message = 'cancelled', options: { by?: CancelledBy } = {}) {
     super('CANCELLED', message);
+    this.by = options.by ?? 'user';
   }
+}
+
+/** Who stopped the work that failed with `reason`: shutdown, a reload, or otherwise a user. */
+export function cancelledBy(reason: unknown): CancelledBy {
+  return reason instanceof CancelledError ? reason.by : 'user';
 }
 
 /** True for errors that mean "stopped on purpose", as opposed to failed. */

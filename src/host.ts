@@ -7,7 +7,7 @@ import type { EventBus } from './bus.ts';
 import type { Clock } from './clock.ts';
 import { type CommandSpec, isCommandName } from './commands.ts';
 import { ChorusError, ConfigError } from './errors.ts';
-import type { HttpClient } from './http.ts';
+import type { Http } from './http.ts';
 import type { Translator } from './i18n.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { Button } from './message.ts';
@@ -41,7 +41,7 @@ export interface HostServices {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly redactor: Redactor;
   readonly translator: Translator;
   readonly locale: string;
@@ -277,6 +277,15 @@ export class PluginHost {
         throw new ChorusError(
           'COMMAND_CONFLICT',
           `command /${name} of plugin ${entry.plugin} is taken by ${owner}`,
+        );
+      }
+    }
+    for (const keyword of spec.keywords ?? []) {
+      const owner = this.#keywords.get(keyword);
+      if (owner) {
+        throw new ChorusError(
+          'COMMAND_CONFLICT',
+          `keyword "${keyword}" of plugin ${entry.plugin} is taken by ${owner.plugin}`,
         );
       }
     }

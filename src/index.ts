@@ -53,17 +53,10 @@ export { createKeyedLimiter, createLimiter } from './limit.ts';
 export type { KeyedLimiter, Limiter, LimiterRunOptions } from './limit.ts';
 export { createTurns } from './turns.ts';
 export type { Turns, TurnsOptions, TurnTexts } from './turns.ts';
-export {
-  ByteBudget,
-  HttpClient,
-  maxLineChars,
-  readBytes,
-  readJson,
-  readNdjson,
-  readSse,
-} from './http.ts';
-export type { Body, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
-export { isPublicAddress } from './net-guard.ts';
+export { ByteBudget, maxLineChars, readBytes, readJson, readNdjson, readSse } from './http.ts';
+export type { Body, Http, HttpOptions, HttpRequest, HttpResponse } from './http.ts';
+export { HttpClient } from './runtime/http.ts';
+export { isPublicAddress } from './runtime/net-guard.ts';
 export { splitText, wellFormed } from './text.ts';
 export type { Locale, Strings } from './i18n.ts';
 export { sleep, systemClock } from './clock.ts';
@@ -75,7 +68,9 @@ export type { Route, RouteStep } from './router.ts';
 export {
   AdapterError,
   BackendError,
+  type CancelledBy,
   CancelledError,
+  cancelledBy,
   ChorusError,
   ConfigError,
   isCancellation,
@@ -109,21 +104,23 @@ export type { Budget, BudgetRule } from './budget.ts';
 export { MemoryJobs } from './jobs.ts';
 export type { JobFilter, JobRecord, Jobs } from './jobs.ts';
 export type { WorkHandler, WorkQueue } from './work.ts';
-export { RedisBudget } from './redis/budget.ts';
-export { connectRedis } from './redis/connection.ts';
-export { openRedisJobs } from './redis/jobs.ts';
-export type { RedisJobs } from './redis/jobs.ts';
-export { RedisWorkQueue } from './redis/queue.ts';
-export { RedisStore } from './redis/store.ts';
+export { RedisBudget } from './runtime/redis/budget.ts';
+export { connectRedis } from './runtime/redis/connection.ts';
+export { openRedisJobs } from './runtime/redis/jobs.ts';
+export type { RedisJobs } from './runtime/redis/jobs.ts';
+export { RedisWorkQueue } from './runtime/redis/queue.ts';
+export { RedisStore } from './runtime/redis/store.ts';
 export type { OutboxOptions, OutboxStats } from './outbox.ts';
-export { configSchema, loadConfig, parseConfig } from './config.ts';
-export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './config.ts';
+export { configSchema, loadConfig, parseConfig } from './runtime/config.ts';
+export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './runtime/config.ts';
 export { createLogger, Redactor, silentLogger } from './logger.ts';
 export type { LogFields, Logger, LoggerOptions, LogLevel } from './logger.ts';
 export { Translator } from './i18n.ts';
-export { MemoryStore, namespacedStore, openSqliteStore, SqliteStore } from './store.ts';
-export type { SqliteStoreOptions, Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';
-export { BodyTooLargeError, HttpServer } from './http-server.ts';
-export type { HttpServerOptions } from './http-server.ts';
+export { checkKey, checkTtl, MemoryStore, namespacedStore } from './store.ts';
+export type { Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';
+export { openSqliteStore, SqliteStore } from './runtime/sqlite-store.ts';
+export type { SqliteStoreOptions } from './runtime/sqlite-store.ts';
+export { BodyTooLargeError, HttpServer } from './runtime/http-server.ts';
+export type { HttpServerOptions } from './runtime/http-server.ts';
 export { nextCronRun, Scheduler } from './schedule.ts';
 export type { RunScheduled, SchedulerOptions } from './schedule.ts';

@@ -38,7 +38,7 @@ export class Redactor {
       secret,
       encodeURIComponent(secret),
       JSON.stringify(secret).slice(1, -1),
-      Buffer.from(secret).toString('base64').replace(/=+$/, ''),
+      btoa(String.fromCharCode(...new TextEncoder().encode(secret))).replace(/=+$/, ''),
     ]) {
       if (!this.#secrets.has(form)) {
         this.#secrets.add(form);
@@ -83,7 +83,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const threshold = levelRank[options.level ?? 'info'];
   const redactor = options.redactor ?? new Redactor();
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const write = options.write ?? ((line: string) => console.error(line));
 
   const make = (scope: string): Logger => {
     const log = (level: Exclude<LogLevel, 'silent'>, message: string, fields?: LogFields) => {

@@ -313,11 +313,18 @@ export class Outbox {
       let wait = this.#pauseFor(queue, op, now);
       // A final edit (a status's last word) may take the slot intermediate edits leave free.
       if (wait === 0) {
-        const taken = this.#budget.take(
-          op.kind === 'send' || (op.kind === 'edit' && op.final) ? queue.sendRules : queue.editRules,
-        );
-        // A budget in memory answers at once: no extra tick per operation.
-        wait = typeof taken === 'number' ? taken : await taken;
+        try {
+          const taken = this.#budget.take(
+            op.kind === 'send' || (op.kind === 'edit' && op.final) ? queue.sendRules : queue.editRules,
+          );
+          // A budget in memory answers at once: no extra tick per operation.
+          wait = typeof taken === 'number' ? taken : await taken;
+        } catch (error) {
+          // A budget kept elsewhere (Redis) can fail: the operation waits and tries again, and
+          // fails once its retries are spent, so the chat's queue never freezes.
+          wait = this.#budgetFailed(queue, op, error);
+          if (wait < 0) continue;
+        }
       }
       if (wait > 0 && op.kind === 'typing' && this.#next(queue) === op) {
         // "typing..." never waits for a slot: by then there is something better to show.
@@ -380,6 +387,27 @@ export class Outbox {
     if (this.#queues.size > maxIdleQueues) this.#sweep();
     this.#draining--;
     if (this.#draining === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * After the budget failed to answer for `op`: how long to wait before asking again (1 s, doubling,
+   * up to 30 s), or -1 once `op` has had its retries and was failed and taken off the queue.
+   */
+  #budgetFailed(queue: ChatQueue, op: Operation, error: unknown): number {
+    op.attempts++;
+    this.#log.warn('the send budget failed', { adapter: this.#adapter.name, attempt: op.attempts, error });
+    if (op.attempts <= this.#maxRetries) return Math.min(30_000, 1000 * 2 ** (op.attempts - 1));
+    if (op.kind === 'send') {
+      queue.sends.splice(queue.sends.indexOf(op), 1);
+      op.settle.reject(error);
+    } else if (op.kind === 'edit') {
+      queue.edits.delete(op.messageId);
+      for (const s of op.settle) s.reject(error);
+    } else {
+      queue.typing = undefined;
+      for (const s of op.settle) s.resolve();
+    }
+    return -1;
   }
 
   /** Puts a rate-limited operation back at the head of its line; an edit takes any newer text. */

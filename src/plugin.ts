@@ -8,7 +8,7 @@ import type { Clock } from './clock.ts';
 import type { CommandSpec } from './commands.ts';
 import type { Context } from './context.ts';
 import { ConfigError } from './errors.ts';
-import type { HttpClient } from './http.ts';
+import type { Http } from './http.ts';
 import type { Strings } from './i18n.ts';
 import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
@@ -60,7 +60,7 @@ export interface PluginContext {
    * The bot's shared HTTP client, with the configured proxy and timeouts: use it for every request
    * (`ctx.http.request(url, { backend, signal: c.signal })`). `http.with({ proxy })` for a backend's own.
    */
-  readonly http: HttpClient;
+  readonly http: Http;
   /** Registers a command. */
   command(spec: CommandSpec, handler: CommandHandler): () => void;
   /** Handles messages that are not commands and pass `matcher.test`. The first matching plugin wins. */

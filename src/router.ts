@@ -34,7 +34,9 @@ export interface Route {
 /** One routing step. Handle the route, or call `next()` to pass it on; not calling it ends the routing. */
 export type RouteStep = (route: Route, next: () => Promise<void>) => void | Promise<void>;
 
-const done = (): Promise<void> => Promise.resolve();
+/** One settled promise serves every step that ends the line: awaiting it twice is harmless. */
+const resolved: Promise<void> = Promise.resolve();
+const done = (): Promise<void> => resolved;
 
 /** Composes steps into one: each step's `next` runs the steps after it. */
 export function compose(steps: readonly RouteStep[]): (route: Route) => Promise<void> {
@@ -115,7 +117,12 @@ export function commands(deps: RouterDeps): RouteStep {
     const entry = deps.command(parsed.name);
     if (entry) {
       // The handler sees the command's own name, whatever alias was typed.
-      route.run(entry.plugin, entry.spec.name, entry.handler, { ...parsed, name: entry.spec.name });
+      route.run(
+        entry.plugin,
+        entry.spec.name,
+        entry.handler,
+        parsed.name === entry.spec.name ? parsed : { ...parsed, name: entry.spec.name },
+      );
       return undefined;
     }
     // Only a real command name is echoed back: never a megabyte of whatever followed the slash.

@@ -9,7 +9,6 @@
  * `misfire`). A failing task is retried with a growing delay a bounded number of times. Jobs of a
  * plugin (or adapter) that is not loaded wait in the store untouched until it is back.
  */
-import { randomInt } from 'node:crypto';
 import { Cron } from 'croner';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { Context } from './context.ts';
@@ -583,6 +582,12 @@ function matches(filter: ScheduleFilter): (job: ScheduledJob) => boolean {
 /** A short id that is easy to read out and type: 8 characters, no 0/o or 1/l. */
 function newId(): string {
   let id = '';
-  for (let i = 0; i < 8; i++) id += idAlphabet[randomInt(idAlphabet.length)];
+  // Bytes past the last whole multiple of the alphabet are skipped, so every letter is equally likely.
+  const limit = 256 - (256 % idAlphabet.length);
+  while (id.length < 8) {
+    for (const byte of crypto.getRandomValues(new Uint8Array(8))) {
+      if (byte < limit && id.length < 8) id += idAlphabet[byte % idAlphabet.length];
+    }
+  }
   return id;
 }

@@ -6,7 +6,14 @@
  */
 import type { Channel } from './channel.ts';
 import type { Clock, TimerHandle } from './clock.ts';
-import { abortReason, BackendError, ChorusError, isCancellation, TimeoutError } from './errors.ts';
+import {
+  abortReason,
+  BackendError,
+  ChorusError,
+  cancelledBy,
+  isCancellation,
+  TimeoutError,
+} from './errors.ts';
 import type { Logger, Redactor } from './logger.ts';
 import type { SentMessage, TextFormat } from './message.ts';
 import { splitText } from './text.ts';
@@ -60,6 +67,8 @@ export class TextStream {
   #full = '';
   #tail: string;
   #current: SentMessage | undefined;
+  /** The notice's message on its way: what comes next waits for it, and edits it. */
+  #opening: Promise<void> | undefined;
   #lastShownAt = Number.NEGATIVE_INFINITY;
   #timer: TimerHandle | undefined;
   #ended = false;
@@ -79,14 +88,22 @@ export class TextStream {
 
   /**
    * Shows `text` in place of the answer until the first piece arrives ("queued, 2 ahead"). It is
-   * not part of the answer: the first `write` replaces it.
+   * not part of the answer: the first `write` replaces it, in the same message. Never rejects: a
+   * notice that cannot be shown is left out.
    */
   async notice(text: string): Promise<void> {
+    await this.#opening;
     if (this.#ended || this.#full) return;
     const shown = `${this.#tail}${text}`;
     if (!this.#current) {
-      this.#current = await this.#deps.channel.send({ text: shown, partial: true });
-      this.#messages.push(this.#current);
+      this.#opening = this.#deps.channel.send({ text: shown, partial: true }).then(
+        (sent) => {
+          this.#current = sent;
+          this.#messages.push(sent);
+        },
+        () => {},
+      );
+      await this.#opening;
     } else {
       this.#deps.channel.edit(this.#current.ids[0]!, { text: shown }, { final: false }).catch(() => {});
     }
@@ -98,6 +115,7 @@ export class TextStream {
     this.#stopTyping();
     this.#full += piece;
     this.#tail += piece;
+    await this.#opening;
     await this.#overflow();
     if (!this.#current && !this.#drafting) {
       if (!this.#tail.trim()) return;
@@ -114,16 +132,13 @@ export class TextStream {
     if (this.#ended) throw new ChorusError('STREAM_ENDED', 'this stream has already ended');
     this.#ended = true;
     this.#stopTyping();
+    await this.#opening;
     if (this.#timer !== undefined) this.#deps.clock.clearTimeout(this.#timer);
     const { t } = this.#deps;
     if (outcome !== 'done') {
       const note =
         outcome === 'cancelled'
-          ? t(
-              error instanceof ChorusError && error.message === 'reload'
-                ? 'stream.reloaded'
-                : 'stream.cancelled',
-            )
+          ? t(cancelledBy(error) === 'reload' ? 'stream.reloaded' : 'stream.cancelled')
           : t('stream.failed', { reason: describeFailure(error, this.#deps.redactor, t) });
       this.#tail = this.#full.trim() ? `${this.#tail.trimEnd()}\n\n${note}` : `${this.#tail}${note}`;
     } else if (!this.#full.trim()) {

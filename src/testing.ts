@@ -11,6 +11,7 @@
 import type { Adapter, AdapterHost, AdapterLimits, EditOptions } from './adapter.ts';
 import { type Bot, createBot, type PluginEntry } from './bot.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
+import type { Http } from './http.ts';
 import { createLogger, type Logger, type Redactor } from './logger.ts';
 import type {
   BotIdentity,
@@ -22,6 +23,7 @@ import type {
   SentMessage,
   UserRef,
 } from './message.ts';
+import { HttpClient } from './runtime/http.ts';
 import type { ScheduledJob, ScheduleFilter } from './schedule.ts';
 import { MemoryStore, type Store } from './store.ts';
 
@@ -289,6 +291,8 @@ export interface TestBotOptions {
    * store to two kits in turn to play a restart.
    */
   readonly store?: Store;
+  /** The plugins' `ctx.http`. Default: a new `HttpClient`, closed when the bot stops. */
+  readonly http?: Http;
   /** Scheduler options: `pollMs` for several bots running on one store at once. */
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
   /** The bot's redactor: give the logger the same one to see what reaches the log. */
@@ -330,6 +334,7 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
     ...(options.redactor && { redactor: options.redactor }),
     ...(options.locale !== undefined && { locale: options.locale }),
     store: options.store ?? new MemoryStore({ clock: options.realTime ? systemClock : clock }),
+    http: options.http ?? new HttpClient(),
     ...(options.scheduler && { scheduler: options.scheduler }),
   });
   await bot.start();

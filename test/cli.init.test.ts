@@ -12,7 +12,7 @@ const root = resolve(import.meta.dirname, '..');
 const tsx = resolve(root, 'node_modules/.bin/tsx');
 
 function chorus(args: string[], cwd: string, input = '') {
-  const result = spawnSync(tsx, [resolve(root, 'src/cli.ts'), ...args], {
+  const result = spawnSync(tsx, [resolve(root, 'src/runtime/cli.ts'), ...args], {
     cwd,
     input,
     encoding: 'utf8',

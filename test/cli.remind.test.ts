@@ -20,7 +20,7 @@ interface Run {
 }
 
 function startChorus(dir: string): Run {
-  const child = spawn(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], {
+  const child = spawn(tsx, [resolve(root, 'src/runtime/cli.ts'), '--config', 'chorus.yaml'], {
     cwd: dir,
     stdio: 'pipe',
     env: { ...process.env, TZ: 'UTC' },

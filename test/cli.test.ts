@@ -8,7 +8,7 @@ const root = resolve(import.meta.dirname, '..');
 const tsx = resolve(root, 'node_modules/.bin/tsx');
 
 function chorus(args: string[], input: string, env: Record<string, string> = {}) {
-  const result = spawnSync(tsx, [resolve(root, 'src/cli.ts'), ...args], {
+  const result = spawnSync(tsx, [resolve(root, 'src/runtime/cli.ts'), ...args], {
     cwd: root,
     input,
     env: { ...process.env, ...env },
@@ -171,7 +171,7 @@ describe('plugin loading', () => {
       join(dir, 'chorus.yaml'),
       'adapters:\n  console: {}\nplugins:\n  chorus-plugin-hello: { who: world }\n',
     );
-    const result = spawnSync(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], {
+    const result = spawnSync(tsx, [resolve(root, 'src/runtime/cli.ts'), '--config', 'chorus.yaml'], {
       cwd: dir,
       input: '/hello\n',
       encoding: 'utf8',
@@ -203,7 +203,7 @@ export const plugin = definePlugin({
 `,
     );
     writeFileSync(join(dir, 'chorus.yaml'), 'adapters:\n  console: {}\nplugins:\n  slow: {}\n');
-    const child = spawn(tsx, [resolve(root, 'src/cli.ts'), '--config', 'chorus.yaml'], {
+    const child = spawn(tsx, [resolve(root, 'src/runtime/cli.ts'), '--config', 'chorus.yaml'], {
       cwd: dir,
       stdio: 'pipe',
     });

@@ -53,7 +53,7 @@ beforeAll(() => {
       'LICENSE',
       'README.md',
       'package.json',
-      'dist/src/cli.js',
+      'dist/src/runtime/cli.js',
       'dist/src/index.js',
       'dist/src/index.d.ts',
       'dist/src/testing.js',

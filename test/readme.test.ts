@@ -49,7 +49,7 @@ describe('README', () => {
       }
       const result = spawnSync(
         process.execPath,
-        ['--import', 'tsx', resolve(root, 'src/cli.ts'), '--check', '--config', file],
+        ['--import', 'tsx', resolve(root, 'src/runtime/cli.ts'), '--check', '--config', file],
         {
           cwd: root,
           env: { ...process.env, ...env },

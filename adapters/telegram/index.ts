@@ -19,6 +19,7 @@ import { type Adapter, type AdapterHost, defineAdapter, type EditOptions } from 
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { readBytes } from '../../src/http.ts';
 import type {
   BotIdentity,
   ChatAddress,
@@ -96,12 +97,18 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
    * Hands an update to Chorus once: a second delivery of the same update id is dropped. Resolves
    * once the router has taken it (its job runs on), so grammY confirms only updates that are taken.
    */
+  const inFlight = new Set<number>();
   const take = async (updateId: number, dispatch: () => Promise<void> | undefined) => {
-    if (!started || handled?.has(updateId)) return;
+    // A second delivery that comes while the first is still being taken (Telegram resends a
+    // webhook call that took too long) is dropped too.
+    if (!started || handled?.has(updateId) || inFlight.has(updateId)) return;
+    inFlight.add(updateId);
     try {
       await dispatch();
     } catch (error) {
       host?.log.error('handling an update failed', { updateId, error });
+    } finally {
+      inFlight.delete(updateId);
     }
     handled?.add(updateId);
     if (config.mode === 'webhook') await handled?.flush();
@@ -189,7 +196,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
 
   /**
    * One API call per piece: photos in albums of 2-10 (a lone one as a photo), pictures over 10 MB
-   * as documents, and a caption over 1024 characters as its own text message after them.
+   * as documents, and a caption over 1024 characters as its own text message after them. Buttons
+   * go on a lone photo or document; albums cannot carry them, so after an album they come on a
+   * text message of their own, with the caption (or an arrow pointing up at the pictures).
    */
   function planSend(message: OutgoingMessage): OutgoingMessage[] {
     const images = message.images ?? [];
@@ -208,9 +217,11 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         images: chunk,
       }),
     );
-    if (caption && fits) parts[0] = { ...parts[0], text: caption };
-    if (caption && !fits)
-      parts.push({ ...base, text: caption, ...(message.buttons && { buttons: message.buttons }) });
+    const buttons = message.buttons?.length ? { buttons: message.buttons } : {};
+    const single = parts.length === 1 && parts[0]!.images!.length === 1;
+    const trailing = !fits || (message.buttons?.length && !single);
+    if (!trailing) parts[0] = { ...parts[0], ...(caption && { text: caption }), ...buttons };
+    else parts.push({ ...base, text: caption || '⬆', ...buttons });
     return parts;
   }
 
@@ -218,27 +229,34 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   async function sendImages(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
     const chatId = Number(chat.id);
     const images = message.images ?? [];
-    const caption = message.text ? { caption: message.text } : {};
     const first = images[0]!;
+    // The caption is rendered like a text (Markdown to HTML, plain if Telegram refuses the HTML).
+    const captioned = (text: string, parseMode?: 'HTML') =>
+      text ? { caption: text, ...(parseMode && { parse_mode: parseMode }) } : {};
     if (images.length === 1) {
       const large = !('url' in first) && first.data.length > photoLimit;
-      const sent = large
-        ? await call('sendDocument', () =>
-            bot.api.sendDocument(chatId, inputFile(first, 0), { ...target(chat, message), ...caption }),
-          )
-        : await call('sendPhoto', () =>
-            bot.api.sendPhoto(chatId, inputFile(first, 0), { ...target(chat, message), ...caption }),
-          );
+      const extra = (text: string, parseMode?: 'HTML') => ({
+        ...target(chat, message),
+        ...captioned(text, parseMode),
+        ...(message.buttons?.length && { reply_markup: inlineKeyboard(message.buttons) }),
+      });
+      const sent = await withFormat<{ message_id: number }>(message, message.text ?? '', (text, parseMode) =>
+        large
+          ? call('sendDocument', () =>
+              bot.api.sendDocument(chatId, inputFile(first, 0), extra(text, parseMode)),
+            )
+          : call('sendPhoto', () => bot.api.sendPhoto(chatId, inputFile(first, 0), extra(text, parseMode))),
+      );
       return { chat, ids: [String(sent.message_id)] };
     }
-    const media: InputMediaPhoto[] = images.map((image, index) => ({
-      type: 'photo',
-      media: inputFile(image, index),
-      ...(index === 0 ? caption : {}),
-    }));
-    const sent = await call('sendMediaGroup', () =>
-      bot.api.sendMediaGroup(chatId, media, target(chat, message)),
-    );
+    const sent = await withFormat(message, message.text ?? '', (text, parseMode) => {
+      const media: InputMediaPhoto[] = images.map((image, index) => ({
+        type: 'photo',
+        media: inputFile(image, index),
+        ...(index === 0 ? captioned(text, parseMode) : {}),
+      }));
+      return call('sendMediaGroup', () => bot.api.sendMediaGroup(chatId, media, target(chat, message)));
+    });
     return { chat, ids: sent.map((m) => String(m.message_id)) };
   }
 
@@ -454,7 +472,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         throw new AdapterError(name, `telegram refused the file download: HTTP ${response.status}`, {
           remote: true,
         });
-      return new Uint8Array(await response.arrayBuffer());
+      // The Bot API hands out files of up to 20 MB; more is not read.
+      return readBytes(response as unknown as Response, `${name} file`, 20 * 1024 * 1024);
     },
   };
   return adapter;

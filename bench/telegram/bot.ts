@@ -15,7 +15,7 @@ import { createTelegramAdapter } from '../../adapters/telegram/index.ts';
 import { createBot } from '../../src/bot.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { openSqliteStore } from '../../src/store.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
 
 const [kind, apiRoot, token] = process.argv.slice(2) as [string, string, string];
 

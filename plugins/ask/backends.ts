@@ -3,7 +3,7 @@
  * native `/api/chat` (NDJSON). Mid-stream errors, and streams that end without finishing, become
  * `BackendError`s; first-token, idle and total time limits abort the request.
  */
-import { BackendError, type Clock, type HttpClient, readNdjson, readSse } from 'chorus-bot';
+import { BackendError, type Clock, type Http, readNdjson, readSse } from 'chorus-bot';
 import type { AskBackendConfig } from './config.ts';
 
 /** One message of a conversation, as the chat APIs take it. */
@@ -21,7 +21,7 @@ export interface ChatBackend {
 }
 
 interface Deps {
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly clock: Clock;
   /** Base URL of the built-in demo server, when a demo backend is configured. */
   readonly demoUrl?: string | undefined;

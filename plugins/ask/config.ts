@@ -75,8 +75,10 @@ export const askConfig = z.strictObject({
       path: z.string().min(1).optional(),
       /** Characters of history sent with a question; older turns are left out. */
       maxChars: z.number().int().nonnegative().default(40_000),
+      /** Days a conversation is kept after its last turn (and a reply to the bot still finds it). */
+      keepDays: z.number().positive().default(30),
     })
-    .default({ turns: 20, maxChars: 40_000 }),
+    .default({ turns: 20, maxChars: 40_000, keepDays: 30 }),
   /** Characters of one model's answer; the rest is not read, and the answer says it was cut. */
   maxAnswerChars: z.number().int().positive().default(20_000),
   /**

@@ -69,6 +69,7 @@ export const plugin = definePlugin({
     const store = await ConversationMemory.open({
       turns: config.memory.turns,
       maxChars: config.memory.maxChars,
+      keepMs: config.memory.keepDays * 24 * 60 * 60 * 1000,
       store: ctx.store,
       ...(config.memory.path !== undefined && { path: config.memory.path }),
       clock: ctx.clock,

@@ -34,6 +34,8 @@ export interface MemoryOptions {
   readonly turns: number;
   /** Characters of history given back for one question; older messages are left out. */
   readonly maxChars?: number;
+  /** How long a conversation, and the link from a bot message to it, outlives its last write. Default 30 days. */
+  readonly keepMs?: number;
   /** The store to keep conversations in: the plugin's namespace of the bot's store. */
   readonly store?: Store;
   /** A file of memory's own instead (`:memory:`: in this process only). */
@@ -60,6 +62,7 @@ export class ConversationMemory {
   readonly path: string | undefined;
   readonly #turns: number;
   readonly #maxChars: number;
+  readonly #keep: { readonly ttlMs: number };
   readonly #clock: Clock;
   readonly #log: Logger;
   #store: Store | undefined;
@@ -71,6 +74,7 @@ export class ConversationMemory {
     this.path = options.path;
     this.#turns = options.turns;
     this.#maxChars = options.maxChars ?? 40_000;
+    this.#keep = { ttlMs: Math.round(options.keepMs ?? 30 * 24 * 60 * 60 * 1000) };
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log ?? silentLogger;
     this.#store = store;
@@ -144,7 +148,7 @@ export class ConversationMemory {
   /** Records that the bot's message `messageId` in chat `chatKey` answers within `conversation`. */
   async link(chatKey: string, messageId: string, conversation: string): Promise<void> {
     await this.#attempt('link a message', (store) =>
-      store.set(messageKey(chatKey, messageId), conversation),
+      store.set(messageKey(chatKey, messageId), conversation, this.#keep),
     ).catch(() => {});
   }
 
@@ -169,7 +173,7 @@ export class ConversationMemory {
       try {
         const key = conversationKey(conversation);
         const texts = (await store.get<string[]>(key)) ?? [];
-        await store.set(key, [...texts, question, answer].slice(-2 * this.#turns));
+        await store.set(key, [...texts, question, answer].slice(-2 * this.#turns), this.#keep);
         return true;
       } finally {
         await lock.release();

@@ -10,7 +10,7 @@ import {
   BackendError,
   ByteBudget,
   createLimiter,
-  type HttpClient,
+  type Http,
   readBytes,
   readJson,
   wellFormed,
@@ -86,7 +86,7 @@ export function fillBody(body: unknown, prompt: string): unknown {
 }
 
 interface Deps {
-  readonly http: HttpClient;
+  readonly http: Http;
   readonly maxImageBytes: number;
   /** Images taken from one answer. Default 10. */
   readonly maxImages?: number;

@@ -12,6 +12,7 @@ import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { checkDiscordRequests } from '../fakes/discord/spec.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
@@ -55,6 +56,7 @@ async function start(
   const adapter = createDiscordAdapter({ token: fake.token, api: `${fake.url}/api`, ...options.adapter });
   const logs = options.logs ?? [];
   const bot = createBot({
+    http: new HttpClient(),
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
@@ -164,6 +166,37 @@ describe('discord adapter with the real discord.js client', () => {
       ['files[0]', 'files[1]', 'files[2]'],
     ]);
     expect(status!.components).toEqual([]);
+  });
+
+  it('a slash command that sends nothing leaves no "thinking..." behind; one that answers keeps its reply', async () => {
+    const quiet = definePlugin({
+      name: 'quiet',
+      setup: (ctx) => {
+        ctx.command({ name: 'quiet', description: 'Does its work in silence' }, () => {});
+        ctx.command({ name: 'loud', description: 'Answers' }, (c) => c.reply('here').then(() => {}));
+      },
+    });
+    const { fake } = await start({ plugins: [{ plugin: quiet }] });
+    const silent = fake.userRunsCommand(fake.general, ann, 'quiet', {});
+    await eventually(
+      () => fake.calls('DELETE', /^\/webhooks\/.*\/messages\/(@|%40)original$/).length,
+      (n) => n === 1,
+      'the deferred reply taken away',
+    );
+    expect(fake.calls('POST', new RegExp(`^/interactions/${silent}/`)).map((r) => r.body)).toEqual([
+      { type: 5 },
+    ]);
+    expect(botMessages(fake, fake.general.id)).toEqual([]);
+    fake.userRunsCommand(fake.general, ann, 'loud', {});
+    await eventually(
+      () => botMessages(fake, fake.general.id).map((m) => m.content),
+      (texts) => texts.includes('here'),
+      'the answer',
+    );
+    // Give a stray delete the time it would take: the answered command keeps its reply.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fake.calls('DELETE', /^\/webhooks\//)).toHaveLength(1);
+    expect(botMessages(fake, fake.general.id).map((m) => m.content)).toEqual(['here']);
   });
 
   it('a slash /ask streams through the deferred reply; a resume mid-answer loses nothing and repeats nothing', async () => {

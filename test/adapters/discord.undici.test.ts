@@ -4,10 +4,10 @@
  * installed globally. Attachments must still reach Discord. This file loads them in that order.
  */
 import { afterEach, expect, it } from 'vitest';
-import '../../src/http.ts';
 import { createBot } from '../../src/bot.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { eventually } from './contract.ts';
 
@@ -42,6 +42,7 @@ it('sends attachments through discord.js when Chorus’s undici loaded first', a
   const { createDiscordAdapter } = await import('../../adapters/discord/index.ts');
   const logs: string[] = [];
   const bot = createBot({
+    http: new HttpClient(),
     adapters: [createDiscordAdapter({ token: fake.token, api: `${fake.url}/api` })],
     plugins: [{ plugin: pictures }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),

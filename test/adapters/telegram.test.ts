@@ -12,10 +12,12 @@ import { albumChunks, normalizeMessage } from '../../adapters/telegram/normalize
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
-import { HttpServer } from '../../src/http-server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { MemoryStore, openSqliteStore, type Store } from '../../src/store.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
+import { HttpServer } from '../../src/runtime/http-server.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
+import { MemoryStore, type Store } from '../../src/store.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
 import { startFakeLlm } from '../fakes/llm.ts';
 import { FakeTelegram, parseTelegramHtml } from '../fakes/telegram/server.ts';
@@ -59,6 +61,7 @@ async function start(options: {
   });
   const logs = options.logs ?? [];
   const bot = createBot({
+    http: new HttpClient(),
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
@@ -396,6 +399,58 @@ describe('telegram adapter with the real grammY client', () => {
     expect((await fetch(new URL('/other-hook', base), { method: 'POST', body: '2' })).status).toBe(204);
   });
 
+  it('webhook mode: an update posted again while the first post is still being taken reaches the bot once', async () => {
+    const fake = await new FakeTelegram().start();
+    cleanups.push(() => fake.close());
+    const httpServer = new HttpServer({ port: 0 });
+    cleanups.push(() => httpServer.close());
+    await httpServer.listen();
+    const adapter = createTelegramAdapter({
+      token: fake.token,
+      apiRoot: fake.url,
+      mode: 'webhook',
+      webhook: { url: `${httpServer.url!.origin}/tg`, path: '/tg' },
+    });
+    const taken: string[] = [];
+    let letGo = () => {};
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    await adapter.start({
+      log: createLogger({ level: 'silent' }),
+      store: new MemoryStore(),
+      httpServer,
+      // A bot still starting: the first delivery waits, so Telegram's second one arrives meanwhile.
+      receive: async (message) => {
+        taken.push(message.text);
+        await held;
+      },
+      press: async () => {},
+      inputEnded: () => {},
+    });
+    cleanups.push(() => adapter.stop());
+    const update = {
+      update_id: 4242,
+      message: { message_id: 1, date: 1, chat: privateChat, from: ann, text: 'hello once' },
+    };
+    const post = () =>
+      fetch(new URL('/tg', httpServer.url!), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(update),
+      }).then((response) => response.status);
+    const first = post();
+    await eventually(
+      () => taken.length,
+      (n) => n === 1,
+      'the first delivery taken',
+    );
+    const second = await post();
+    letGo();
+    expect([await first, second]).toEqual([200, 200]);
+    expect(taken).toEqual(['hello once']);
+  });
+
   it('webhook mode without the process’s HTTP server says so at start', async () => {
     const fake = await new FakeTelegram().start();
     cleanups.push(() => fake.close());
@@ -449,6 +504,7 @@ describe('telegram adapter with the real grammY client', () => {
 
   it('downloads an incoming photo, sends a picture over 10 MB as a document, and answers button presses', async () => {
     const seen: string[] = [];
+    const fetched: Uint8Array[] = [];
     const photo = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(2000, 7)]);
     const big = new Uint8Array(11 * 1024 * 1024);
     big.set([0x89, 0x50, 0x4e, 0x47]);
@@ -457,6 +513,7 @@ describe('telegram adapter with the real grammY client', () => {
       setup(ctx) {
         ctx.match({ name: 'photo', test: (m) => m.images.length > 0 }, async (c) => {
           seen.push(`${c.message.text}:${c.message.images[0]!.width}`);
+          fetched.push(await c.fetchImage(c.message.images.at(-1)!));
           await c.replyImages([{ data: big }], { caption: 'big one' });
         });
       },
@@ -469,6 +526,8 @@ describe('telegram adapter with the real grammY client', () => {
       'the document',
     );
     expect(seen).toEqual(['look:1280']);
+    // The handler downloaded the picture it was sent, through its context.
+    expect(fetched.map((bytes) => Buffer.from(bytes).equals(photo))).toEqual([true]);
     expect(botMessages(fake, privateChat.id).at(-1)!.document?.bytes).toBe(big.length);
     const incoming = normalizeMessage(
       'telegram',
@@ -487,6 +546,55 @@ describe('telegram adapter with the real grammY client', () => {
       (a) => a === true,
       'the answer to the press',
     );
+  });
+
+  it('puts buttons on a lone picture and after an album, and renders Markdown captions', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+    const buttons = [[{ label: 'Again', action: 'pictures:again' }]];
+    const pictures = definePlugin({
+      name: 'pictures',
+      setup(ctx) {
+        ctx.command({ name: 'one', description: 'x' }, async (c) => {
+          await c.reply({ text: 'a **fox**', format: 'markdown', images: [{ data: png }], buttons });
+        });
+        ctx.command({ name: 'four', description: 'x' }, async (c) => {
+          await c.reply({
+            text: 'four **foxes**',
+            format: 'markdown',
+            images: Array(4).fill({ data: png }),
+            buttons,
+          });
+        });
+      },
+    });
+    const { fake } = await start({ plugins: [{ plugin: pictures }] });
+    fake.userSays(privateChat, ann, '/one');
+    await eventually(
+      () => fake.calls('sendPhoto').length,
+      (n) => n === 1,
+      'the photo',
+    );
+    const photo = fake.calls('sendPhoto')[0]!.params;
+    expect(photo.caption).toBe('a <b>fox</b>');
+    expect(photo.parse_mode).toBe('HTML');
+    expect(photo.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    fake.userSays(privateChat, ann, '/four');
+    await eventually(
+      () => fake.calls('sendMessage').filter((r) => String(r.params.text).includes('foxes')).length,
+      (n) => n === 1,
+      'the caption after the album',
+    );
+    const album = fake.calls('sendMediaGroup')[0]!.params.media as { caption?: string }[];
+    expect(album).toHaveLength(4);
+    expect(album.every((item) => item.caption === undefined)).toBe(true);
+    const after = fake.calls('sendMessage').at(-1)!.params;
+    expect(after.text).toBe('four <b>foxes</b>');
+    expect(after.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Again', callback_data: 'pictures:again' }]],
+    });
+    expect(fake.refused).toEqual([]);
   });
 
   it('ignores edits, service messages, and chats or users outside the allow-lists', async () => {

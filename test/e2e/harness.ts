@@ -19,7 +19,7 @@ export interface RunningChorus {
   readonly output: () => { stdout: string; stderr: string };
   /** Resolves once `pattern` shows up on stderr (the log) or stdout; rejects after `ms`. */
   waitFor(pattern: RegExp, ms?: number): Promise<void>;
-  /** Sends `signal` and resolves with the exit code and how long the exit took. */
+  /** Sends `signal` (SIGKILL: to the bot under npm too) and resolves with the exit code and how long the exit took. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
   /** Resolves with the exit code once the process has ended. */
   readonly exited: Promise<number | null>;
@@ -32,7 +32,7 @@ export function workDir(prefix = 'chorus-e2e-'): string {
 
 /**
  * Starts `npm start -- --config <dir>/chorus.yaml` with `config` as the file. With `cwd`, runs the
- * same command (`node --import tsx src/cli.ts`, through tsx's binary) in that folder, as a bot
+ * same command (`node --import tsx src/runtime/cli.ts`, through tsx's binary) in that folder, as a bot
  * project with its own `plugins/` does; `args` go after the config.
  */
 export function startChorus(
@@ -44,12 +44,14 @@ export function startChorus(
   writeFileSync(file, config);
   const args = ['--config', file, ...(options.args ?? [])];
   const [command, argv] = options.cwd
-    ? [join(root, 'node_modules/.bin/tsx'), [join(root, 'src/cli.ts'), ...args]]
+    ? [join(root, 'node_modules/.bin/tsx'), [join(root, 'src/runtime/cli.ts'), ...args]]
     : ['npm', ['start', '--silent', '--', ...args]];
   const child = spawn(command, argv, {
     cwd: options.cwd ?? root,
     env: { ...process.env, ...options.env, FORCE_COLOR: '0', NO_COLOR: '1' },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // A process group of its own, so that SIGKILL reaches the bot under npm, not npm alone.
+    detached: true,
   });
   let stdout = '';
   let stderr = '';
@@ -93,7 +95,12 @@ export function startChorus(
     },
     async stop(signal = 'SIGTERM') {
       const started = Date.now();
-      if (child.exitCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        // npm passes SIGTERM and SIGINT on to the bot; SIGKILL cannot be passed on, so it goes
+        // to the whole group (npm, its shell, the bot), as a crash takes the whole container.
+        if (signal === 'SIGKILL' && child.pid !== undefined) process.kill(-child.pid, signal);
+        else child.kill(signal);
+      }
       const code = await exited;
       return { code, ms: Date.now() - started };
     },

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
-import { redisMissing, startRedis } from '../src/redis/server.ts';
+import { redisMissing, startRedis } from '../src/runtime/redis/server.ts';
 import { type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -28,6 +28,11 @@ export interface FakeImageBackends {
   readonly finishedAt: Map<string, number>;
   /** Sets how a backend behaves and how long it takes. */
   set(name: string, behaviour: Behaviour, latencyMs?: number): void;
+  /**
+   * Holds the answers of backend `name` until the returned function is called: a test decides
+   * the order backends finish in, whatever the machine's load.
+   */
+  hold(name: string): () => void;
   close(): Promise<void>;
 }
 
@@ -41,11 +46,13 @@ export async function startFakeImageBackends(): Promise<FakeImageBackends> {
   const behaviours = new Map<string, { behaviour: Behaviour; latencyMs: number }>();
   const finished: string[] = [];
   const finishedAt = new Map<string, number>();
+  const gates = new Map<string, Promise<void>>();
 
   const answer = async (name: string, res: ServerResponse, ok: () => void, prompt = '') => {
     const { behaviour, latencyMs } = behaviours.get(name) ?? { behaviour: 'ok', latencyMs: 0 };
     if (behaviour === 'hang') return;
     await new Promise((resolve) => setTimeout(resolve, latencyMs));
+    await gates.get(name);
     if (res.destroyed) return;
     switch (behaviour) {
       case 'html':
@@ -135,6 +142,19 @@ export async function startFakeImageBackends(): Promise<FakeImageBackends> {
     set: (name, behaviour, latencyMs = 0) => {
       if (!behaviours.has(name)) register(name);
       behaviours.set(name, { behaviour, latencyMs });
+    },
+    hold: (name) => {
+      let release = () => {};
+      gates.set(
+        name,
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      );
+      return () => {
+        gates.delete(name);
+        release();
+      };
     },
     close: () => server.close(),
   };

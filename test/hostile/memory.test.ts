@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { busyTimeoutMs, ConversationMemory } from '../../plugins/ask/memory.ts';
 import { createLogger } from '../../src/logger.ts';
-import { openSqliteStore } from '../../src/store.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
 import { createTestBot, type TestBot } from '../../src/testing.ts';
 import { type FakeServer, startFakeServer } from '../fakes/http.ts';
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as ask } from '../../plugins/ask/index.ts';
+import { systemClock } from '../../src/clock.ts';
 import { RateLimitError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { MemoryStore } from '../../src/store.ts';
@@ -275,6 +276,33 @@ describe('ask: conversations', () => {
       'answer to three (5 msgs)',
       'four',
     ]);
+  });
+
+  it('forgets a conversation keepDays after its last turn, and not before', async () => {
+    llm.script('m', echo);
+    let later = 0;
+    const store = new MemoryStore({ clock: { ...systemClock, now: () => systemClock.now() + later } });
+    const kit = await createTestBot({
+      plugins: [
+        { plugin: ask, config: { backends: [openai('m')], editIntervalMs: 0, memory: { keepDays: 2 } } },
+      ],
+      realTime: true,
+      store,
+    });
+    kits.push(kit);
+    const day = 24 * 60 * 60 * 1000;
+    await kit.run(kit.send('one'));
+    later = 1.5 * day;
+    await kit.run(kit.send('two'));
+    expect(llm.requests.at(-1)!.body.messages.map((m) => m.content)).toEqual([
+      'one',
+      'answer to one (1 msgs)',
+      'two',
+    ]);
+    // Two days after the last turn, not the first: the conversation is gone.
+    later = 3.6 * day;
+    await kit.run(kit.send('three'));
+    expect(llm.requests.at(-1)!.body.messages.map((m) => m.content)).toEqual(['three']);
   });
 
   it('memory survives a restart', async () => {

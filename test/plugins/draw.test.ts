@@ -49,6 +49,17 @@ const albums = (kit: TestBot, chatId?: string) =>
   );
 const labels = (message: OutgoingMessage) =>
   (message.images ?? []).map((image) => ('data' in image ? labelOf(image.data) : image.url));
+/** Retries `check` for up to five seconds: for what a busy machine may take a while to do. */
+async function waitFor(check: () => void): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      return check();
+    } catch (error) {
+      if (i >= 500) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
 /** Retries `check` for up to a second: the server learns of an abort a moment after the client. */
 async function eventually(check: () => void): Promise<void> {
   for (let i = 0; ; i++) {
@@ -64,16 +75,23 @@ const statusOf = (kit: TestBot, chatId = 'chat-1') => kit.adapter.messages(chatI
 
 describe('draw', () => {
   it('sends each backend’s album the moment it finishes, in completion order, before the slowest is done', async () => {
-    fakes.set('fast', 'ok', 20);
-    fakes.set('medium', 'ok', 120);
-    fakes.set('slow', 'ok', 400);
+    for (const name of ['fast', 'medium', 'slow']) fakes.set(name, 'ok');
+    const release = Object.fromEntries(['fast', 'medium', 'slow'].map((name) => [name, fakes.hold(name)]));
     const kit = await start({ backends: [bytes('slow'), openai('fast'), json('medium')] });
     const finishedWhenSent: string[][] = [];
     kit.adapter.fail((call) => {
       if (call.kind === 'send' && call.message.images?.length) finishedWhenSent.push([...fakes.finished]);
       return undefined;
     }, Number.POSITIVE_INFINITY);
-    await kit.run(kit.send('/draw a red fox'));
+    const drawn = kit.run(kit.send('/draw a red fox'));
+    // Each backend finishes only once the album before it is out: an album held for the slowest
+    // backend would never be seen here.
+    release.fast!();
+    await waitFor(() => expect(albums(kit)).toHaveLength(1));
+    release.medium!();
+    await waitFor(() => expect(albums(kit)).toHaveLength(2));
+    release.slow!();
+    await drawn;
 
     const sent = albums(kit);
     expect(sent.map((c) => c.message.text?.split(' · ')[0])).toEqual(['fast', 'medium', 'slow']);
@@ -96,10 +114,14 @@ describe('draw', () => {
   ])(
     'on %s, albums go before status edits, and no status edit is older than the albums sent',
     async (_, rate) => {
-      fakes.set('fast', 'ok', 20);
-      fakes.set('broken', 'error500', 60);
-      fakes.set('medium', 'ok', 150);
-      fakes.set('slow', 'ok', 400);
+      fakes.set('fast', 'ok');
+      fakes.set('broken', 'error500');
+      fakes.set('medium', 'ok');
+      fakes.set('slow', 'ok');
+      // The test lets each backend finish in turn, once the one before has been dealt with.
+      const release = Object.fromEntries(
+        ['fast', 'broken', 'medium', 'slow'].map((name) => [name, fakes.hold(name)]),
+      );
       const kit = await createTestBot({
         plugins: [
           {
@@ -117,9 +139,18 @@ describe('draw', () => {
           finishedWhenSent.set(call.message.text!.split(' · ')[0]!, [...fakes.finished]);
         return undefined;
       }, Number.POSITIVE_INFINITY);
-      await kit.run(kit.send('/draw a red fox'));
+      const albumNames = () => albums(kit).map((c) => c.message.text!.split(' · ')[0]!);
+      const drawn = kit.run(kit.send('/draw a red fox'));
+      release.fast!();
+      await waitFor(() => expect(albumNames()).toEqual(['fast']));
+      release.broken!();
+      await waitFor(() => expect(fakes.finished).toContain('broken'));
+      release.medium!();
+      await waitFor(() => expect(albumNames()).toEqual(['fast', 'medium']));
+      release.slow!();
+      await drawn;
 
-      // Each album went out before the next backend finished: it did not wait for status edits.
+      // Each album went out while the backends after it were still held: it waited for nothing.
       expect(finishedWhenSent.get('fast')).toEqual(['fast']);
       expect(finishedWhenSent.get('medium')).toEqual(['fast', 'broken', 'medium']);
       const statusId = kit.adapter.messages()[0]!.id;
@@ -198,7 +229,7 @@ describe('draw', () => {
     fakes.set('quick', 'ok', 10);
     const kit = await start({ backends: [bytes('a'), json('b'), openai('quick')] });
     const job = kit.send('/draw a red fox');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await waitFor(() => expect(albums(kit)).toHaveLength(1));
     await kit.run(kit.send('/cancel'));
     await kit.run(job);
     await eventually(() => expect(fakes.server.aborted.sort()).toEqual(['/bytes/a', '/json/b']));
@@ -217,7 +248,7 @@ describe('draw', () => {
     fakes.set('a', 'hang');
     const kit = await start({ backends: [bytes('a')] });
     const job = kit.send('/draw a fox');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(() => expect(fakes.server.requests.length).toBeGreaterThan(0));
     await kit.stop();
     await job;
     expect(statusOf(kit).final).toBe(true);

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { createBot } from '../../src/bot.ts';
 import { sleep } from '../../src/clock.ts';
 import { BackendError, RateLimitError } from '../../src/errors.ts';
+import { MemoryJobs } from '../../src/jobs.ts';
+import { silentLogger } from '../../src/logger.ts';
+import type { IncomingMessage } from '../../src/message.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { createTestBot } from '../../src/testing.ts';
+import { createTestBot, MockAdapter } from '../../src/testing.ts';
 
 async function* pieces(
   clock: { now(): number },
@@ -142,6 +146,80 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect(kit.adapter.texts()).toHaveLength(1);
   });
 
+  it('shutdown stops only this process’s jobs when the Jobs seam is shared with another process', async () => {
+    const jobs = new MemoryJobs();
+    const cancelled: string[] = [];
+    const waiter = definePlugin({
+      name: 'waiter',
+      setup: (ctx) =>
+        void ctx.command({ name: 'wait', description: 'x' }, async (c) => {
+          await new Promise<void>((resolve) =>
+            c.signal.addEventListener('abort', () => {
+              cancelled.push(c.chat.id);
+              resolve();
+            }),
+          );
+        }),
+    });
+    const processes = ['a', 'b'].map(() => {
+      const adapter = new MockAdapter();
+      const bot = createBot({ adapters: [adapter], plugins: [{ plugin: waiter }], jobs, log: silentLogger });
+      return { adapter, bot };
+    });
+    for (const { bot } of processes) await bot.start();
+    const [a, b] = processes as [(typeof processes)[0], (typeof processes)[0]];
+    const incoming = (chat: string): IncomingMessage => ({
+      id: `m-${chat}`,
+      chat: { adapter: 'mock', platform: 'mock', id: chat, kind: 'private' },
+      sender: { id: 'u1', name: 'U' },
+      text: '/wait',
+      mentionsBot: false,
+      images: [],
+      date: 0,
+    });
+    await a.adapter.host.receive(incoming('on-a'));
+    await b.adapter.host.receive(incoming('on-b'));
+    expect((await jobs.list()).map((job) => job.chat.id).sort()).toEqual(['on-a', 'on-b']);
+    await a.bot.stop();
+    expect(cancelled).toEqual(['on-a']);
+    expect((await jobs.list()).map((job) => job.chat.id)).toEqual(['on-b']);
+    await b.bot.stop();
+    expect(cancelled).toEqual(['on-a', 'on-b']);
+  });
+
+  it('sends a caption longer than the platform takes after the pictures, with the buttons', async () => {
+    const caption = `${'a long caption '.repeat(10)}end`;
+    const pictures = definePlugin({
+      name: 'pictures',
+      setup: (ctx) =>
+        void ctx.command({ name: 'pics', description: 'x' }, async (c) => {
+          await c.reply({
+            text: caption,
+            images: [{ data: new Uint8Array([1]) }, { data: new Uint8Array([2]) }],
+            buttons: [[{ label: 'More', action: 'more' }]],
+          });
+          await c.replyImages([{ data: new Uint8Array([3]) }], { caption: 'short' });
+        }),
+    });
+    const kit = await createTestBot({
+      plugins: [{ plugin: pictures }],
+      adapter: { limits: { maxCaptionLength: 64, maxTextLength: 100 } },
+    });
+    await kit.run(kit.send('/pics'));
+    const sends = kit.adapter.calls.flatMap((call) => (call.kind === 'send' ? [call.message] : []));
+    expect(sends.map((m) => [m.images?.length ?? 0, m.buttons?.[0]?.[0]?.action ?? ''])).toEqual([
+      [2, ''],
+      [0, ''],
+      [0, 'pictures:more'],
+      [1, ''],
+    ]);
+    expect(sends[0]!.text).toBeUndefined();
+    const parts = [sends[1]!.text!, sends[2]!.text!];
+    for (const part of parts) expect(part.length).toBeLessThanOrEqual(100);
+    expect(parts.join(' ')).toBe(caption);
+    expect(sends[3]!.text).toBe('short');
+  });
+
   it('streams into one growing message with coalesced edits and a final edit', async () => {
     const kit = await createTestBot({
       plugins: [{ plugin: demo }],
@@ -238,6 +316,43 @@ describe('bot, router and handler context (through the test kit)', () => {
       setup: (ctx) => void ctx.command({ name: 'cancel', description: 'x' }, () => {}),
     });
     await expect(createTestBot({ plugins: [{ plugin: cancel }] })).rejects.toThrow('taken by the core');
+    const painter = (name: string) =>
+      definePlugin({
+        name,
+        setup: (ctx) =>
+          void ctx.command({ name: `${name}_cmd`, description: 'x', keywords: ['画'] }, () => {}),
+      });
+    await expect(
+      createTestBot({ plugins: [{ plugin: painter('one') }, { plugin: painter('two') }] }),
+    ).rejects.toThrow('keyword "画" of plugin two is taken by one');
+  });
+
+  it('routes a press of a plugin’s own button to the handler it registered, and no other plugin’s', async () => {
+    const pressed: string[] = [];
+    const buttons = (name: string) =>
+      definePlugin({
+        name,
+        setup: (ctx) => {
+          ctx.command({ name: `${name}_ask`, description: 'x' }, async (c) => {
+            await c.reply({
+              text: 'Again?',
+              buttons: [[{ label: 'Yes', action: 'again' }, ctx.cancelButton()]],
+            });
+          });
+          ctx.button(
+            'again',
+            (press) => void pressed.push(`${name} by ${press.user.id} on ${press.messageId}`),
+          );
+        },
+      });
+    const kit = await createTestBot({ plugins: [{ plugin: buttons('one') }, { plugin: buttons('two') }] });
+    await kit.run(kit.send('/two_ask'));
+    const sent = kit.adapter.messages()[0]!;
+    const [again, cancel] = sent.message.buttons![0]!;
+    expect(again!.action).toBe('two:again');
+    expect(cancel!.action).toBe('chorus:cancel');
+    await kit.run(kit.press(again!.action, { messageId: sent.id, user: { id: 'u7' } }));
+    expect(pressed).toEqual([`two by u7 on ${sent.id}`]);
   });
 
   it('undoes everything a plugin registered when the bot stops', async () => {

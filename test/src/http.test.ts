@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError, CancelledError } from '../../src/errors.ts';
-import { HttpClient, readBytes, readJson, readNdjson, readSse } from '../../src/http.ts';
+import { readBytes, readJson, readNdjson, readSse } from '../../src/http.ts';
+import { HttpClient } from '../../src/runtime/http.ts';
 import { type FakeServer, startFakeProxy, startFakeServer } from '../fakes/http.ts';
 
 let server: FakeServer;

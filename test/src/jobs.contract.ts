@@ -69,7 +69,7 @@ export function jobsContract(name: string, open: () => Promise<JobsHarness>): vo
       await close();
     });
 
-    it('an empty filter cancels every job (shutdown)', async () => {
+    it('an empty filter cancels every job', async () => {
       const { jobs, close } = await open();
       let count = 0;
       for (let i = 0; i < 5; i++) await jobs.add(job(String(i), `c${i}`, `u${i}`), () => count++);

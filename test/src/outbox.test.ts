@@ -106,6 +106,39 @@ describe('Outbox', () => {
     await expect(outbox.send(chat('x'), { text: 'fine' })).resolves.toMatchObject({ ids: ['m1'] });
   });
 
+  it('a budget that fails (a store gone away) delays the chat, then fails the operation; the queue goes on', async () => {
+    const clock = new FakeClock(0);
+    const adapter = new MockAdapter({ clock });
+    let down = 0;
+    const budget = {
+      take: async () => {
+        if (down > 0) {
+          down--;
+          throw new Error('budget store unreachable');
+        }
+        return 0;
+      },
+    };
+    const outbox = new Outbox(adapter, { clock, log: silentLogger, maxRetries: 2, budget });
+    // Two failures, then the budget answers: the send goes after the backoffs (1 s, 2 s).
+    down = 2;
+    const late = outbox.send(chat('x'), { text: 'late' });
+    await clock.tick(2900);
+    expect(adapter.texts()).toEqual([]);
+    await clock.tick(200);
+    await expect(late).resolves.toMatchObject({ ids: ['m1'] });
+    // More failures than retries: that send fails, and the next one in the chat still goes.
+    down = 3;
+    const lost = outbox.send(chat('x'), { text: 'lost' });
+    lost.catch(() => {});
+    const next = outbox.send(chat('x'), { text: 'next' });
+    await clock.tick(5000);
+    await expect(lost).rejects.toThrow('budget store unreachable');
+    await expect(next).resolves.toMatchObject({ ids: ['m2'] });
+    expect(adapter.texts()).toEqual(['late', 'next']);
+    await outbox.idle();
+  });
+
   it('idle() resolves once every queue is empty', async () => {
     const { clock, outbox } = setup({ perChat: { count: 1, periodMs: 1000 } });
     void outbox.send(chat('a'), { text: '1' });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, namespacedStore, openSqliteStore, type Store } from '../../src/store.ts';
+import { openSqliteStore } from '../../src/runtime/sqlite-store.ts';
+import { MemoryStore, namespacedStore, type Store } from '../../src/store.ts';
 import { FakeClock } from '../../src/testing.ts';
 import { storeContract } from './store.contract.ts';
 

@@ -80,6 +80,28 @@ describe('streams follow the adapter’s budget', () => {
     expect(texts[0]!.trim().split(' ')).toHaveLength(100);
   });
 
+  it('a notice still on its way when the answer starts becomes the answer: one message, nothing stale', async () => {
+    const queued = definePlugin({
+      name: 'queued',
+      setup: (ctx) =>
+        void ctx.command({ name: 'queued', description: 'x' }, async (c) => {
+          await c.reply('first');
+          const stream = c.openStream();
+          // As the ask plugin does from a limiter's callback: not awaited.
+          void stream.notice('⏳ queued, 1 ahead');
+          await stream.write('The answer');
+          await stream.end();
+        }),
+    });
+    const kit = await createTestBot({
+      plugins: [{ plugin: queued }],
+      // The reply takes the chat's one slot: the notice waits a second in the outbox.
+      adapter: { limits: { rate: { perChat: { count: 1, periodMs: 1000 } } } },
+    });
+    await kit.run(kit.send('/queued'));
+    expect(kit.adapter.texts()).toEqual(['first', 'The answer']);
+  });
+
   it('the first text of a stream goes before a status edit waiting in the same chat', async () => {
     const both = definePlugin({
       name: 'both',

@@ -2,7 +2,10 @@
  * A fake Discord for the real discord.js client, on 127.0.0.1: REST v10 under `/api` and a
  * gateway on the same port. The gateway speaks HELLO, heartbeat ACK, IDENTIFY → READY (with
  * `application`) → GUILD_CREATE for every READY guild, MESSAGE_CREATE honouring the Message
- * Content intent, INTERACTION_CREATE, op 7 RECONNECT and RESUME with replay. REST keeps channels,
+ * Content intent, INTERACTION_CREATE, op 7 RECONNECT and RESUME with replay. It shards as Discord
+ * does: IDENTIFY's `shard: [id, count]` picks the guilds with `(guild_id >> 22) % count == id`
+ * (their GUILD_CREATE and events), DMs go to shard 0, an invalid shard closes with 4010 and a
+ * shard that would hold more than `maxGuildsPerShard` guilds with 4011 (sharding required). REST keeps channels,
  * messages, interactions and application commands, sends `X-RateLimit-*` headers, answers 429s
  * with `Retry-After` (and the body's `retry_after`), takes multipart uploads with `payload_json`,
  * and records every request for checking against the OpenAPI spec.
@@ -54,6 +57,26 @@ export interface StoredDiscordMessage {
   edits: number;
 }
 
+/** A guild of the fake, with one text channel. */
+export interface FakeGuild {
+  readonly id: string;
+  readonly name: string;
+  readonly general: FakeChannel;
+}
+
+/** The shard that gets a guild's events: `(guild_id >> 22) % count`, Discord's formula. */
+export const shardOf = (guildId: string, count: number): number =>
+  Number((BigInt(guildId) >> 22n) % BigInt(count));
+
+interface GatewaySession {
+  readonly id: string;
+  seq: number;
+  readonly log: Json[];
+  readonly intents: number;
+  readonly shard: readonly [number, number];
+  socket: WebSocket | undefined;
+}
+
 const intents = { guilds: 1, guildMessages: 1 << 9, directMessages: 1 << 12, messageContent: 1 << 15 };
 let nextSnowflake = 1_300_000_000_000_000_000n;
 const snowflake = () => String(nextSnowflake++);
@@ -77,20 +100,22 @@ export class FakeDiscord {
     global_name: 'Chorus',
     bot: true,
   };
-  readonly guild = { id: '100000000000000100', name: 'Chorus Friends' };
+  readonly guild: FakeGuild;
   readonly general: FakeChannel = {
     id: '100000000000000101',
     type: 0,
-    guild_id: this.guild.id,
+    guild_id: '100000000000000100',
     name: 'general',
   };
   readonly thread: FakeChannel = {
     id: '100000000000000102',
     type: 11,
-    guild_id: this.guild.id,
+    guild_id: '100000000000000100',
     parent_id: this.general.id,
     name: 'a thread',
   };
+  /** Every guild the bot is in: `guild` first, then those of `addGuild`. */
+  readonly guilds: FakeGuild[] = [];
   readonly requests: DiscordRecorded[] = [];
   readonly messages = new Map<string, StoredDiscordMessage[]>();
   readonly channels = new Map<string, FakeChannel>([
@@ -109,19 +134,40 @@ export class FakeDiscord {
   heartbeats = 0;
   /** The intents of the last IDENTIFY. */
   intents = 0;
+  /** The `shard` of every accepted IDENTIFY, in order (`[0, 1]` when it carried none). */
+  readonly identified: (readonly [number, number])[] = [];
+  /** The close codes the gateway sent, in order. */
+  readonly closeCodes: number[] = [];
   /** Discord's is 41,250 ms; tests that want to see heartbeats shorten it. */
   readonly heartbeatIntervalMs: number;
+  /** What GET /gateway/bot recommends. */
+  recommendedShards: number;
+  /** `session_start_limit.max_concurrency` of GET /gateway/bot. */
+  readonly maxConcurrency: number;
+  /** More guilds than this on one shard closes its IDENTIFY with 4011 (Discord's is 2,500). */
+  readonly maxGuildsPerShard: number;
 
-  constructor(options: { heartbeatIntervalMs?: number } = {}) {
+  constructor(
+    options: {
+      heartbeatIntervalMs?: number;
+      shards?: number;
+      maxConcurrency?: number;
+      maxGuildsPerShard?: number;
+    } = {},
+  ) {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 41_250;
+    this.recommendedShards = options.shards ?? 1;
+    this.maxConcurrency = options.maxConcurrency ?? 1;
+    this.maxGuildsPerShard = options.maxGuildsPerShard ?? 2500;
+    this.guild = { id: '100000000000000100', name: 'Chorus Friends', general: this.general };
+    this.guilds.push(this.guild);
   }
   url = '';
 
   #server: Server | undefined;
   #wss: WebSocketServer | undefined;
   readonly #sockets = new Set<Socket>();
-  #socket: WebSocket | undefined;
-  #session: { id: string; seq: number; log: Json[]; intents: number } | undefined;
+  readonly #sessions = new Map<string, GatewaySession>();
   #failures: { match: RegExp; retryAfter: number; times: number }[] = [];
   readonly #buckets = new Map<string, number[]>();
 
@@ -158,6 +204,24 @@ export class FakeDiscord {
     return this.requests.filter((r) => r.method === method && path.test(r.path));
   }
 
+  /**
+   * Adds a guild with a `general` channel. The k-th added guild's id is `(2^40 + k) << 22`, so it
+   * lands on shard `(2^40 + k) % count`: with two shards, guilds alternate.
+   */
+  addGuild(name: string): FakeGuild {
+    const id = String(((1n << 40n) + BigInt(this.guilds.length - 1)) << 22n);
+    const general: FakeChannel = { id: snowflake(), type: 0, guild_id: id, name: 'general' };
+    this.channels.set(general.id, general);
+    const guild = { id, name, general };
+    this.guilds.push(guild);
+    return guild;
+  }
+
+  /** The shards of the gateway's connected sessions, as `[id, count]`. */
+  connectedShards(): (readonly [number, number])[] {
+    return [...this.#sessions.values()].filter((s) => s.socket?.readyState === 1).map((s) => s.shard);
+  }
+
   // --- Playing the users ---------------------------------------------------------------------
 
   /** Opens a DM channel between `user` and the bot. */
@@ -190,18 +254,16 @@ export class FakeDiscord {
     };
     this.#store(stored);
     const mentioned = extra.mentionsBot === true;
-    const visible =
-      (this.#session?.intents ?? 0) & intents.messageContent || channel.type === 1 || mentioned
-        ? content
-        : '';
+    const visible = (session: GatewaySession) =>
+      session.intents & intents.messageContent || channel.type === 1 || mentioned ? content : '';
     const referenced = extra.replyTo
       ? this.channelMessages(channel.id).find((m) => m.id === extra.replyTo)
       : undefined;
-    this.#dispatch('MESSAGE_CREATE', {
+    this.#dispatch(channel.guild_id, 'MESSAGE_CREATE', (session) => ({
       ...this.#messageJson(stored),
       // The gateway adds the channel's type, which clients need for DM channels they have not cached.
       channel_type: channel.type,
-      content: visible,
+      content: visible(session),
       mentions: mentioned ? [this.#userJson(this.bot)] : [],
       attachments: extra.attachment
         ? [
@@ -223,7 +285,7 @@ export class FakeDiscord {
         message_reference: { message_id: referenced.id, channel_id: channel.id, guild_id: channel.guild_id },
       }),
       ...(channel.guild_id && { guild_id: channel.guild_id, member: this.#member(author) }),
-    });
+    }));
     return stored;
   }
 
@@ -258,7 +320,7 @@ export class FakeDiscord {
     const id = snowflake();
     const token = `itoken-${id}`;
     this.interactions.set(id, { token, acked: false, createdAt: Date.now(), channelId: channel.id });
-    this.#dispatch('INTERACTION_CREATE', {
+    this.#dispatch(channel.guild_id, 'INTERACTION_CREATE', () => ({
       id,
       application_id: this.application.id,
       type,
@@ -270,18 +332,20 @@ export class FakeDiscord {
       locale: 'en-US',
       app_permissions: '2248473465835073',
       entitlements: [],
-      authorizing_integration_owners: channel.guild_id ? { '0': this.guild.id } : {},
+      authorizing_integration_owners: channel.guild_id ? { '0': channel.guild_id } : {},
       context: channel.guild_id ? 0 : 1,
       ...(channel.guild_id
         ? { guild_id: channel.guild_id, guild_locale: 'en-US', member: this.#member(user) }
         : { user: this.#userJson(user) }),
-    });
+    }));
     return id;
   }
 
-  /** Tells the client to reconnect (op 7); it should come back with RESUME. */
-  askToReconnect(): void {
-    this.#socket?.send(JSON.stringify({ op: 7, d: null, s: null, t: null }));
+  /** Tells every connected client (or the one of `shard`) to reconnect (op 7); it should come back with RESUME. */
+  askToReconnect(shard?: number): void {
+    for (const session of this.#sessions.values())
+      if (shard === undefined || session.shard[0] === shard)
+        session.socket?.send(JSON.stringify({ op: 7, d: null, s: null, t: null }));
   }
 
   // --- Gateway ----------------------------------------------------------------------------------
@@ -290,6 +354,10 @@ export class FakeDiscord {
     ws.send(
       JSON.stringify({ op: 10, d: { heartbeat_interval: this.heartbeatIntervalMs }, s: null, t: null }),
     );
+    const close = (code: number, reason: string) => {
+      this.closeCodes.push(code);
+      ws.close(code, reason);
+    };
     ws.on('message', (raw) => {
       const payload = JSON.parse(String(raw)) as { op: number; d: Json };
       switch (payload.op) {
@@ -298,55 +366,81 @@ export class FakeDiscord {
           ws.send(JSON.stringify({ op: 11, d: null, s: null, t: null }));
           break;
         case 2: {
-          if (payload.d.token !== this.token) return void ws.close(4004, 'Authentication failed.');
+          if (payload.d.token !== this.token) return close(4004, 'Authentication failed.');
+          const shard = payload.d.shard ?? [0, 1];
+          if (
+            !Array.isArray(shard) ||
+            shard.length !== 2 ||
+            !shard.every(Number.isInteger) ||
+            shard[1] < 1 ||
+            shard[0] < 0 ||
+            shard[0] >= shard[1]
+          )
+            return close(4010, 'Invalid shard.');
+          const [shardId, shardCount] = shard as [number, number];
+          const guilds = this.guilds.filter((g) => shardOf(g.id, shardCount) === shardId);
+          if (guilds.length > this.maxGuildsPerShard) return close(4011, 'Sharding required.');
           this.identifies++;
+          this.identified.push([shardId, shardCount]);
           this.intents = Number(payload.d.intents);
-          this.#socket = ws;
-          this.#session = {
+          const session: GatewaySession = {
             id: `session-${this.identifies}`,
             seq: 0,
             log: [],
             intents: Number(payload.d.intents),
+            shard: [shardId, shardCount],
+            socket: ws,
           };
-          this.#dispatch('READY', {
+          this.#sessions.set(session.id, session);
+          this.#send(session, 'READY', {
             v: 10,
             user: this.#userJson(this.bot),
-            guilds: [{ id: this.guild.id, unavailable: true }],
-            session_id: this.#session.id,
+            guilds: guilds.map((g) => ({ id: g.id, unavailable: true })),
+            session_id: session.id,
             resume_gateway_url: this.url.replace('http', 'ws'),
-            shard: [0, 1],
+            shard: [shardId, shardCount],
             application: this.application,
           });
-          this.#dispatch('GUILD_CREATE', this.#guildJson());
+          for (const guild of guilds) this.#send(session, 'GUILD_CREATE', this.#guildJson(guild));
           break;
         }
         case 6: {
-          const session = this.#session;
-          if (!session || payload.d.session_id !== session.id || payload.d.token !== this.token) {
+          const session = this.#sessions.get(String(payload.d.session_id));
+          if (!session || payload.d.token !== this.token) {
             ws.send(JSON.stringify({ op: 9, d: false, s: null, t: null }));
             return;
           }
           this.resumes++;
-          this.#socket = ws;
+          session.socket = ws;
           for (const event of session.log.filter((e) => (e.s as number) > Number(payload.d.seq)))
             ws.send(JSON.stringify(event));
-          this.#dispatch('RESUMED', {});
+          this.#send(session, 'RESUMED', {});
           break;
         }
       }
     });
     ws.on('close', () => {
-      if (this.#socket === ws) this.#socket = undefined;
+      for (const session of this.#sessions.values()) if (session.socket === ws) session.socket = undefined;
     });
   }
 
-  /** Sends a dispatch now, or keeps it for the replay of the next RESUME when the client is away. */
-  #dispatch(t: string, d: Json): void {
-    const session = this.#session;
-    if (!session) return;
+  /**
+   * Dispatches an event of `guildId` (none: a DM) to every session of its shard, building the
+   * payload for each (content depends on a session's intents). A session whose client is away
+   * keeps it for the replay of its next RESUME.
+   */
+  #dispatch(guildId: string | undefined, t: string, d: (session: GatewaySession) => Json): void {
+    for (const session of this.#sessions.values()) {
+      const [id, count] = session.shard;
+      if (guildId === undefined ? id === 0 : shardOf(guildId, count) === id)
+        this.#send(session, t, d(session));
+    }
+  }
+
+  #send(session: GatewaySession, t: string, d: Json): void {
     const event = { op: 0, t, s: ++session.seq, d };
     session.log.push(event);
-    if (this.#socket?.readyState === 1) this.#socket.send(JSON.stringify(event));
+    if (session.socket?.readyState === 1) session.socket.send(JSON.stringify(event));
   }
 
   // --- REST -------------------------------------------------------------------------------------
@@ -438,11 +532,19 @@ export class FakeDiscord {
         200,
         {
           url: this.url.replace('http', 'ws'),
-          shards: 1,
-          session_start_limit: { total: 1000, remaining: 999, reset_after: 86_400_000, max_concurrency: 1 },
+          shards: this.recommendedShards,
+          session_start_limit: {
+            total: 1000,
+            remaining: 999,
+            reset_after: 86_400_000,
+            max_concurrency: this.maxConcurrency,
+          },
         },
       ];
     }
+    if (r.method === 'GET' && r.path === '/users/@me') return [200, this.#userJson(this.bot)];
+    if (r.method === 'GET' && r.path === '/applications/@me')
+      return [200, { ...this.application, name: this.bot.username, bot: this.#userJson(this.bot) }];
     const m1 = /^\/applications\/(\d+)(?:\/guilds\/(\d+))?\/commands$/.exec(r.path);
     if (m1) {
       const m = m1;
@@ -520,6 +622,14 @@ export class FakeDiscord {
         const created = this.#create(interaction.channelId, body, r.files);
         created.interaction_token = interaction.token;
         return [200, this.#messageJson(created)];
+      }
+      if (r.method === 'DELETE' && m[3]) {
+        const id = m[3] === '@original' ? interaction.original : m[3];
+        const list = this.channelMessages(interaction.channelId);
+        const index = list.findIndex((x) => x.id === id && x.interaction_token === interaction.token);
+        if (index < 0) throw new RestError(404, 10008, 'Unknown Message');
+        list.splice(index, 1);
+        return [204, null];
       }
       if (r.method === 'PATCH' && m[3]) {
         const id = m[3] === '@original' ? interaction.original : m[3];
@@ -678,10 +788,11 @@ export class FakeDiscord {
     };
   }
 
-  #guildJson(): Json {
+  #guildJson(guild: FakeGuild): Json {
+    const first = guild.id === this.guild.id;
     return {
-      id: this.guild.id,
-      name: this.guild.name,
+      id: guild.id,
+      name: guild.name,
       icon: null,
       owner_id: '1',
       afk_timeout: 300,
@@ -695,7 +806,7 @@ export class FakeDiscord {
       nsfw_level: 0,
       roles: [
         {
-          id: this.guild.id,
+          id: guild.id,
           name: '@everyone',
           permissions: '2248473465835073',
           position: 0,
@@ -713,8 +824,8 @@ export class FakeDiscord {
       unavailable: false,
       member_count: 3,
       members: [this.#member(this.bot)],
-      channels: [this.#channelJson(this.general)],
-      threads: [this.#channelJson(this.thread)],
+      channels: [this.#channelJson(guild.general)],
+      threads: first ? [this.#channelJson(this.thread)] : [],
       voice_states: [],
       presences: [],
       stage_instances: [],

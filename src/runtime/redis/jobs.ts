@@ -7,9 +7,9 @@
  * jobs of one whose heartbeat ran out are dropped from the records.
  */
 import { randomUUID } from 'node:crypto';
-import { CancelledError, ChorusError } from '../errors.ts';
-import { type JobFilter, type JobRecord, type Jobs, matchesJob } from '../jobs.ts';
-import type { Json } from '../store.ts';
+import { CancelledError, ChorusError } from '../../errors.ts';
+import { type JobFilter, type JobRecord, type Jobs, matchesJob } from '../../jobs.ts';
+import type { Json } from '../../store.ts';
 import type { RedisClient } from './connection.ts';
 
 /** Options of {@link openRedisJobs}. */

@@ -7,22 +7,22 @@
  * trace.
  */
 import { resolve } from 'node:path';
-import type { AdapterDefinition } from './adapter.ts';
-import { createBot, type PluginEntry } from './bot.ts';
+import type { AdapterDefinition } from '../adapter.ts';
+import { createBot, type PluginEntry } from '../bot.ts';
+import { ChorusError, ConfigError } from '../errors.ts';
+import { createLogger, Redactor } from '../logger.ts';
+import { validateConfig } from '../plugin.ts';
 import { readConfig } from './config.ts';
-import { ChorusError, ConfigError } from './errors.ts';
 import { HttpClient } from './http.ts';
 import { HttpServer } from './http-server.ts';
 import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
-import { createLogger, Redactor } from './logger.ts';
-import { validateConfig } from './plugin.ts';
 import { RedisBudget } from './redis/budget.ts';
 import { connectRedis, describeRedisUrl } from './redis/connection.ts';
 import { openRedisJobs } from './redis/jobs.ts';
 import { RedisWorkQueue } from './redis/queue.ts';
 import { RedisStore } from './redis/store.ts';
-import { openSqliteStore } from './store.ts';
+import { openSqliteStore } from './sqlite-store.ts';
 import { watchForChanges } from './watch.ts';
 
 /** The config used when `config/chorus.yaml` does not exist: offline, on the console. */

@@ -5,7 +5,7 @@
  * password left out).
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { ChorusError } from '../errors.ts';
+import { ChorusError } from '../../errors.ts';
 
 /** A Redis client, as ioredis makes it. */
 export type RedisClient = Redis;

@@ -8,9 +8,9 @@
  * Redis's own expiry, set a little later, is what frees the memory.
  */
 import { randomUUID } from 'node:crypto';
-import { type Clock, systemClock } from '../clock.ts';
-import { ChorusError } from '../errors.ts';
-import type { Json, Store, StoreEntry, StoreLock } from '../store.ts';
+import { type Clock, systemClock } from '../../clock.ts';
+import { ChorusError } from '../../errors.ts';
+import type { Json, Store, StoreEntry, StoreLock } from '../../store.ts';
 import type { RedisClient } from './connection.ts';
 import { LuaScript } from './script.ts';
 

@@ -3,14 +3,14 @@
  * suites as the embedded ones, against a real redis-server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisBudget } from '../../../src/redis/budget.ts';
-import { connectRedis, type RedisClient } from '../../../src/redis/connection.ts';
-import { openRedisJobs, type RedisJobs } from '../../../src/redis/jobs.ts';
-import { RedisStore } from '../../../src/redis/store.ts';
-import { namespacedStore } from '../../../src/store.ts';
-import { budgetContract } from '../budget.contract.ts';
-import { jobsContract } from '../jobs.contract.ts';
-import { storeContract } from '../store.contract.ts';
+import { RedisBudget } from '../../../../src/runtime/redis/budget.ts';
+import { connectRedis, type RedisClient } from '../../../../src/runtime/redis/connection.ts';
+import { openRedisJobs, type RedisJobs } from '../../../../src/runtime/redis/jobs.ts';
+import { RedisStore } from '../../../../src/runtime/redis/store.ts';
+import { namespacedStore } from '../../../../src/store.ts';
+import { budgetContract } from '../../budget.contract.ts';
+import { jobsContract } from '../../jobs.contract.ts';
+import { storeContract } from '../../store.contract.ts';
 import { redisMissing, startRedis, type TestRedis } from './server.ts';
 
 if (redisMissing) {

@@ -13,9 +13,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Logger } from '../logger.ts';
-import type { IncomingMessage } from '../message.ts';
-import type { WorkHandler, WorkQueue } from '../work.ts';
+import type { Logger } from '../../logger.ts';
+import type { IncomingMessage } from '../../message.ts';
+import type { WorkHandler, WorkQueue } from '../../work.ts';
 import type { RedisClient } from './connection.ts';
 import { LuaScript } from './script.ts';
 

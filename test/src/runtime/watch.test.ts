@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { definePlugin, type Plugin } from '../../src/plugin.ts';
-import { createTestBot } from '../../src/testing.ts';
-import { pluginOfChange, Reloader, watchTree } from '../../src/watch.ts';
+import { createLogger } from '../../../src/logger.ts';
+import { definePlugin, type Plugin } from '../../../src/plugin.ts';
+import { pluginOfChange, Reloader, watchTree } from '../../../src/runtime/watch.ts';
+import { createTestBot } from '../../../src/testing.ts';
 
 function greeter(label: string): Plugin<unknown> {
   return definePlugin({

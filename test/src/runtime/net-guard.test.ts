@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isPublicAddress, publicOnlyConnector } from '../../src/net-guard.ts';
-import { startFakeServer } from '../fakes/http.ts';
+import { isPublicAddress, publicOnlyConnector } from '../../../src/runtime/net-guard.ts';
+import { startFakeServer } from '../../fakes/http.ts';
 
 describe('isPublicAddress', () => {
   it('refuses loopback, private, link-local, unique-local, metadata and reserved addresses, IPv4 and IPv6', () => {

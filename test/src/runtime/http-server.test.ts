@@ -1,11 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RouteTable } from '../../src/http-routes.ts';
-import { BodyTooLargeError, HttpServer, type HttpServerOptions } from '../../src/http-server.ts';
-import { createLogger } from '../../src/logger.ts';
-import { FakeClock } from '../../src/testing.ts';
-import { eventually } from '../adapters/contract.ts';
+import { RouteTable } from '../../../src/http-routes.ts';
+import { createLogger } from '../../../src/logger.ts';
+import { BodyTooLargeError, HttpServer, type HttpServerOptions } from '../../../src/runtime/http-server.ts';
+import { FakeClock } from '../../../src/testing.ts';
+import { eventually } from '../../adapters/contract.ts';
 
 const servers: HttpServer[] = [];
 afterEach(async () => {

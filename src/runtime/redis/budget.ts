@@ -5,8 +5,8 @@
  * taken in its window, as `MemoryBudget` keeps them in an array.
  */
 import { randomUUID } from 'node:crypto';
-import type { Budget, BudgetRule } from '../budget.ts';
-import type { Clock } from '../clock.ts';
+import type { Budget, BudgetRule } from '../../budget.ts';
+import type { Clock } from '../../clock.ts';
 import type { RedisClient } from './connection.ts';
 import { LuaScript } from './script.ts';
 

@@ -8,13 +8,13 @@
  */
 import { type Dirent, existsSync, type FSWatcher, readdirSync, watch } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import type { Bot, PluginEntry } from './bot.ts';
-import { type Clock, systemClock, type TimerHandle } from './clock.ts';
+import type { Bot, PluginEntry } from '../bot.ts';
+import { type Clock, systemClock, type TimerHandle } from '../clock.ts';
+import { ConfigError } from '../errors.ts';
+import type { Logger, Redactor } from '../logger.ts';
+import type { Plugin } from '../plugin.ts';
 import { readConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
 import { loadPlugin } from './loader.ts';
-import type { Logger, Redactor } from './logger.ts';
-import type { Plugin } from './plugin.ts';
 
 /** Options of {@link Reloader} and {@link watchForChanges}. */
 export interface ReloaderOptions {

@@ -9,9 +9,9 @@ import { dirname, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Alias, type Document, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from './errors.ts';
-import { type Redactor, secretEnvName } from './logger.ts';
-import { validateConfig } from './plugin.ts';
+import { ConfigError } from '../errors.ts';
+import { type Redactor, secretEnvName } from '../logger.ts';
+import { validateConfig } from '../plugin.ts';
 
 /** The top level of a config file. Adapter and plugin sections are checked by their own schemas. */
 export const configSchema = z.strictObject({

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig, parseConfig } from '../../src/config.ts';
-import { ConfigError } from '../../src/errors.ts';
-import { Redactor } from '../../src/logger.ts';
-import { validateConfig } from '../../src/plugin.ts';
+import { ConfigError } from '../../../src/errors.ts';
+import { Redactor } from '../../../src/logger.ts';
+import { validateConfig } from '../../../src/plugin.ts';
+import { loadConfig, parseConfig } from '../../../src/runtime/config.ts';
 
 async function issuesOf(promise: Promise<unknown>): Promise<readonly string[]> {
   try {

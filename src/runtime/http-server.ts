@@ -6,16 +6,16 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Clock, sleep, systemClock } from './clock.ts';
-import { ChorusError } from './errors.ts';
+import { type Clock, sleep, systemClock } from '../clock.ts';
+import { ChorusError } from '../errors.ts';
 import {
   type HttpMounts,
   type MountOptions,
   type RequestHandler,
   RouteTable,
   type Unmount,
-} from './http-routes.ts';
-import { createLogger, type Logger } from './logger.ts';
+} from '../http-routes.ts';
+import { createLogger, type Logger } from '../logger.ts';
 
 /** Options of {@link HttpServer}. */
 export interface HttpServerOptions {

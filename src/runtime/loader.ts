@@ -8,15 +8,15 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AdapterDefinition } from './adapter.ts';
-import { ConfigError } from './errors.ts';
-import { closest, type Plugin } from './plugin.ts';
+import type { AdapterDefinition } from '../adapter.ts';
+import { ConfigError } from '../errors.ts';
+import { closest, type Plugin } from '../plugin.ts';
 
 /**
  * Chorus's own folder, where the built-in plugins and adapters live: the repository (from source),
  * or `dist/` of the installed package (compiled, as `dist/plugins/<name>/index.js`).
  */
-export const chorusRoot = resolve(fileURLToPath(import.meta.url), '../..');
+export const chorusRoot = resolve(fileURLToPath(import.meta.url), '../../..');
 
 /** What is being looked for: its folder, the export that holds it, and how to recognise it. */
 interface Kind<T> {

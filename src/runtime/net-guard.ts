@@ -8,7 +8,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP, type Socket } from 'node:net';
 import { buildConnector } from 'undici';
-import { BackendError } from './errors.ts';
+import { BackendError } from '../errors.ts';
 
 const nonPublic = new BlockList();
 for (const [network, prefix] of [
