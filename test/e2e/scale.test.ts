@@ -214,4 +214,54 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
     expect(stopped.code).toBe(0);
     processes[other]!.alive = false;
   }, 180_000);
+
+  it('polls Telegram from one process at a time; when it is killed, another takes the polling over', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const telegram = await new FakeTelegram().start();
+    cleanups.push(() => telegram.close());
+    const dir = workDir();
+    const config = [
+      `state: { path: ${dir}/state.sqlite, redis: { url: "\${REDIS_URL}" } }`,
+      'adapters:',
+      '  telegram:',
+      '    token: ${TELEGRAM_BOT_TOKEN}',
+      `    apiRoot: ${telegram.url}`,
+      '',
+    ].join('\n');
+    const bots = [0, 1].map(() => {
+      const bot = startChorus(dir, config, {
+        env: { REDIS_URL: redis.url, TELEGRAM_BOT_TOKEN: telegram.token },
+      });
+      cleanups.push(() => bot.stop('SIGKILL'));
+      return bot;
+    });
+    for (const bot of bots) await bot.waitFor(/adapter ready adapter=telegram/, 30_000);
+    const poller = await until(
+      () => bots.findIndex((bot) => /this process polls telegram/.test(bot.output().stderr)),
+      (index) => index >= 0,
+      'a process that polls',
+    );
+    const chat = { id: 8100, type: 'private' as const, first_name: 'Ann' };
+    const user = { id: 8100, is_bot: false, first_name: 'Ann' };
+    const asked: number[] = [];
+    const answered = () =>
+      telegram
+        .chatMessages(chat.id)
+        .filter((m) => m.from?.id === telegram.bot.id)
+        .map((m) => m.reply_to_message_id);
+    for (let i = 0; i < 3; i++) asked.push(telegram.userSays(chat, user, '/start').message_id);
+    await until(answered, (ids) => ids.length >= 3, 'the first answers');
+
+    const pid = Number(/consumer=[^:\s]+:(\d+):/.exec(bots[poller]!.output().stderr)![1]);
+    process.kill(pid, 'SIGKILL');
+    await bots[poller]!.exited;
+    for (let i = 0; i < 3; i++) asked.push(telegram.userSays(chat, user, '/start').message_id);
+    const other = bots[1 - poller]!;
+    await other.waitFor(/this process polls telegram/, 20_000);
+    await until(answered, (ids) => ids.length >= 6, 'the answers after the takeover', 30_000);
+    expect(answered()).toEqual(asked);
+    // Never two polls at once: the fake ends the older with 409, which the adapter would log.
+    for (const bot of bots) expect(bot.output().stderr).not.toMatch(/polling stopped/);
+  }, 90_000);
 });
