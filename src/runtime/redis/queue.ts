@@ -76,8 +76,10 @@ interface Partition {
   readonly index: number;
   /** Messages of this stream started and not yet ended. */
   inFlight: number;
-  /** Given up: read no more from it; its lease goes once `inFlight` is 0. */
+  /** Given up: read no more from it; its lease goes once `inFlight` is 0 and no read of it is pending. */
   releasing: boolean;
+  /** The read round during which it was given up: a read begun before may still bring its messages. */
+  releasingSince: number;
 }
 
 /**
@@ -103,6 +105,10 @@ export class RedisWorkQueue implements WorkQueue {
   readonly #chains = new Map<string, Promise<void>>();
   #handler: WorkHandler | undefined;
   #inFlight = 0;
+  /** Stream and entry ids of the messages started and not yet ended, so a claim never starts one twice. */
+  readonly #started = new Set<string>();
+  /** Read rounds completed. */
+  #readRounds = 0;
   #stopping = false;
   #ticker: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -215,12 +221,20 @@ export class RedisWorkQueue implements WorkQueue {
       }
     }
     const active = [...this.#owned.values()].filter((p) => !p.releasing);
-    for (const partition of active.slice(target)) partition.releasing = true;
+    for (const partition of active.slice(target)) {
+      partition.releasing = true;
+      partition.releasingSince = this.#readRounds;
+    }
     for (const partition of this.#owned.values()) {
-      if (partition.releasing && partition.inFlight === 0) {
+      if (partition.releasing && partition.inFlight === 0 && this.#readRounds > partition.releasingSince) {
         this.#owned.delete(partition.index);
         await releaseScript.run(this.#redis, [this.#lease(partition.index)], [this.consumer]);
       }
+    }
+    // A message read for a stream just as it changed hands waits in its reader's pending list:
+    // the holder takes it once it has been idle a lease's time (its own running ones it skips).
+    for (const partition of this.#owned.values()) {
+      if (!partition.releasing) await this.#claim(partition, this.#leaseMs);
     }
     let wanted = target - active.length;
     if (wanted <= 0) return;
@@ -232,30 +246,36 @@ export class RedisWorkQueue implements WorkQueue {
       const taken = await this.#redis.set(this.#lease(index), this.consumer, 'PX', this.#leaseMs, 'NX');
       if (taken !== 'OK') continue;
       wanted--;
-      const partition: Partition = { index, inFlight: 0, releasing: false };
+      const partition: Partition = { index, inFlight: 0, releasing: false, releasingSince: 0 };
       // What the stream's last holder left unfinished goes first, in order.
-      let cursor = '0-0';
-      do {
-        const [next, entries] = (await this.#redis.xautoclaim(
-          this.#stream(index),
-          group,
-          this.consumer,
-          0,
-          cursor,
-          'COUNT',
-          100,
-        )) as [string, Entry[], string[]];
-        if (entries.length > 0)
-          this.#log?.info('work queue: took over unfinished messages', {
-            stream: index,
-            count: entries.length,
-          });
-        for (const entry of entries) this.#dispatch(partition, entry);
-        cursor = next;
-      } while (cursor !== '0-0');
+      await this.#claim(partition, 0);
       this.#owned.set(index, partition);
       this.#wake?.();
     }
+  }
+
+  /** Takes over the stream's messages pending at least `minIdleMs` (with any consumer) and starts them, in order. */
+  async #claim(partition: Partition, minIdleMs: number): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const [next, entries] = (await this.#redis.xautoclaim(
+        this.#stream(partition.index),
+        group,
+        this.consumer,
+        minIdleMs,
+        cursor,
+        'COUNT',
+        100,
+      )) as [string, Entry[], string[]];
+      const fresh = entries.filter(([id]) => !this.#started.has(`${partition.index}/${id}`));
+      if (fresh.length > 0)
+        this.#log?.info('work queue: took over unfinished messages', {
+          stream: partition.index,
+          count: fresh.length,
+        });
+      for (const entry of fresh) this.#dispatch(partition, entry);
+      cursor = next;
+    } while (cursor !== '0-0');
   }
 
   /** Reads new messages from the streams this process holds, until it stops. */
@@ -272,6 +292,7 @@ export class RedisWorkQueue implements WorkQueue {
           };
         });
         this.#wake = undefined;
+        this.#readRounds++;
         continue;
       }
       let reply: [string, Entry[]][] | null;
@@ -300,6 +321,7 @@ export class RedisWorkQueue implements WorkQueue {
         if (!partition) continue;
         for (const entry of entries) this.#dispatch(partition, entry);
       }
+      this.#readRounds++;
     }
   }
 
@@ -315,6 +337,9 @@ export class RedisWorkQueue implements WorkQueue {
     }
     const handler = this.#handler!;
     const chat = chatKey(message);
+    const started = `${partition.index}/${id}`;
+    if (this.#started.has(started)) return;
+    this.#started.add(started);
     partition.inFlight++;
     this.#inFlight++;
     const routed = (this.#chains.get(chat) ?? Promise.resolve()).then(() =>
@@ -334,6 +359,7 @@ export class RedisWorkQueue implements WorkQueue {
       .catch((error: unknown) => this.#log?.error('work queue: a message failed', { error }))
       .finally(() => {
         if (this.#chains.get(chat) === chain) this.#chains.delete(chat);
+        this.#started.delete(started);
         partition.inFlight--;
         if (--this.#inFlight === 0) this.#drained?.();
         if (this.#inFlight < this.#maxInFlight) this.#wake?.();
