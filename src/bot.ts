@@ -441,7 +441,8 @@ export class Bot {
     return {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
-      receive: (message) => (this.#queue ? this.#queue.push(message) : this.bus.emit('message', message)),
+      receive: (message, options) =>
+        this.#queue && !options?.local ? this.#queue.push(message) : this.bus.emit('message', message),
       press: (press) => this.bus.emit('button', press),
       inputEnded: () => {
         void this.stop({ drain: true });

@@ -89,6 +89,7 @@ export type {
   EditOptions,
   RateLimit,
   RateLimits,
+  ReceiveOptions,
 } from './adapter.ts';
 export type { HttpMounts, MountOptions, RequestHandler, Unmount } from './http-routes.ts';
 export { chatKey, toOutgoing } from './message.ts';
