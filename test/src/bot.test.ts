@@ -403,7 +403,9 @@ describe('a work queue (several processes)', () => {
     let handler: WorkHandler | undefined;
     const queue: WorkQueue = {
       push: async (message) => void pushed.push(message),
-      start: async (h) => void (handler = h),
+      start: async (h) => {
+        handler = h;
+      },
       stop: async () => {},
     };
     const adapter = new MockAdapter();
