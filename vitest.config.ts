@@ -3,9 +3,10 @@ import { defineConfig } from 'vitest/config';
 /**
  * Inside this repository `chorus-bot` and `chorus-bot/testing` resolve to the TypeScript sources
  * (the `chorus-source` export condition), for the tests and for every bot they spawn; an installed
- * package resolves to its compiled `dist/`.
+ * package resolves to its compiled `dist/`. Not Vite's `module` condition: Node loads the packages
+ * the tests import, and some (OpenTelemetry's) offer under it a build Node cannot load.
  */
-const conditions = ['chorus-source', 'module', 'node', 'development|production'];
+const conditions = ['chorus-source', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },

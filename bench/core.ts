@@ -7,6 +7,7 @@ import { createBot } from '../src/bot.ts';
 import { asCompleted } from '../src/concurrency.ts';
 import { createLogger } from '../src/logger.ts';
 import type { ChatAddress, IncomingMessage, OutgoingMessage, SentMessage } from '../src/message.ts';
+import type { Metrics } from '../src/metrics.ts';
 import { definePlugin } from '../src/plugin.ts';
 
 export interface Row {
@@ -48,7 +49,8 @@ const message = (i: number): IncomingMessage => ({
   date: 0,
 });
 
-async function throughChorus(count: number): Promise<number> {
+/** Messages per second through the whole core path; with `metrics`, counting as `/metrics` would. */
+export async function throughChorus(count: number, metrics?: Metrics): Promise<number> {
   const adapter = nullAdapter();
   const plugin = definePlugin({
     name: 'echo',
@@ -61,6 +63,7 @@ async function throughChorus(count: number): Promise<number> {
     adapters: [adapter],
     plugins: [{ plugin }],
     log: createLogger({ level: 'silent' }),
+    ...(metrics && { metrics }),
   });
   await bot.start();
   const start = performance.now();

@@ -6,16 +6,20 @@ import { benchAsk } from './ask.ts';
 import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
+import { benchObservability } from './observability.ts';
 import { benchScale } from './scale.ts';
 import { benchTelegram } from './telegram/index.ts';
+import { benchWeb } from './web.ts';
 
 const sections: [string, () => Promise<Row[]>][] = [
   ['core', benchCore],
+  ['obs', benchObservability],
   ['draw', benchDraw],
   ['ask', benchAsk],
   ['budget', benchBudgets],
   ['tg', benchTelegram],
   ['redis', benchScale],
+  ['web', benchWeb],
 ];
 
 const wanted = process.argv.slice(2);

@@ -54,6 +54,18 @@ export interface AdapterHost {
   press(press: ButtonPress): Promise<void>;
   /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */
   inputEnded(): void;
+  /**
+   * Counts a 429 the platform answered (`chorus_rate_limited_total`). Call it for every one,
+   * whether the SDK retried it or it reached the outbox as a `RateLimitError`: only the adapter
+   * sees them all. Optional, so that a host made by hand (in a test) need not count.
+   */
+  rateLimited?(): void;
+  /**
+   * Tells Chorus that the platform connection dropped (`false`: polls fail, the gateway is
+   * reconnecting) or is back (`true`), after `start` resolved: `chorus_adapter_up` and `/readyz`
+   * follow it. Optional, like `rateLimited`.
+   */
+  connection?(up: boolean): void;
   readonly log: Logger;
   /**
    * The process's HTTP server, where webhooks mount (`handle(Request) → Response`); absent when

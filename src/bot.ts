@@ -6,6 +6,7 @@
  * the chat's outbox → the adapter the message came from.
  */
 import type { Adapter, AdapterHost } from './adapter.ts';
+import { watchHttp } from './backend-calls.ts';
 import { type Budget, MemoryBudget } from './budget.ts';
 import { EventBus, type JobEvent } from './bus.ts';
 import { Channel } from './channel.ts';
@@ -20,6 +21,7 @@ import { Translator } from './i18n.ts';
 import { type JobRecord, type Jobs, MemoryJobs } from './jobs.ts';
 import { createLogger, type Logger, Redactor } from './logger.ts';
 import type { BotIdentity, ButtonPress, IncomingMessage } from './message.ts';
+import type { JobOutcome, Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
 import type { CommandHandler } from './plugin.ts';
 import { pipeline, type Route, type RouterDeps } from './router.ts';
@@ -33,6 +35,7 @@ import {
 } from './schedule.ts';
 import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
+import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
 import type { WorkQueue } from './work.ts';
 
 export type { PluginEntry } from './host.ts';
@@ -70,6 +73,27 @@ export interface BotOptions {
    * message is handled by the process that received it.
    */
   readonly queue?: WorkQueue;
+  /**
+   * Where messages, sends, jobs and backend requests are counted (the runtime serves them as
+   * Prometheus metrics). Default: nothing is counted.
+   */
+  readonly metrics?: Metrics;
+}
+
+/**
+ * Where an adapter is: `down` (not started, or stopped), `starting`, `up` (connected),
+ * `reconnecting` (its connection dropped after start, as the adapter reports), or `stopping` (no
+ * longer taking messages, still sending).
+ */
+export type AdapterState = 'down' | 'starting' | 'up' | 'reconnecting' | 'stopping';
+
+/** Whether the bot takes messages, and what it still waits for: what `/readyz` answers. */
+export interface Readiness {
+  readonly ready: boolean;
+  /** The bot's own state. */
+  readonly state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+  /** What is not ready: `adapter:<name>` and `plugin:<name>`. Empty once ready. */
+  readonly waiting: readonly string[];
 }
 
 /** A job of this process, as reloads and shutdown see it. */
@@ -134,6 +158,8 @@ export class Bot {
   readonly #queue: WorkQueue | undefined;
   /** Messages the router did not take because the bot was stopping: they stay queued. */
   readonly #refused = new WeakSet<IncomingMessage>();
+  readonly #metrics: Metrics | undefined;
+  readonly #adapterStates = new Map<string, AdapterState>();
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
   #jobSeq = 0;
@@ -161,6 +187,7 @@ export class Bot {
     this.#pluginEntries = options.plugins ?? [];
     this.#httpServer = options.httpServer;
     this.#queue = options.queue;
+    this.#metrics = options.metrics;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
     this.#jobs = options.jobs ?? new MemoryJobs();
@@ -178,6 +205,7 @@ export class Bot {
       log: this.log,
       clock: this.clock,
       http: this.http,
+      httpFor: (plugin) => this.#httpFor(plugin),
       redactor: this.redactor,
       translator: this.translator,
       locale: this.locale,
@@ -193,9 +221,15 @@ export class Bot {
       if (this.#adapters.has(adapter.name))
         throw new ConfigError([`adapters.${adapter.name}: defined twice`]);
       this.#adapters.set(adapter.name, adapter);
+      this.#adapterStates.set(adapter.name, 'down');
       this.#outboxes.set(
         adapter.name,
-        new Outbox(adapter, { clock: this.clock, budget, log: this.log.child(`outbox:${adapter.name}`) }),
+        new Outbox(adapter, {
+          clock: this.clock,
+          budget,
+          log: this.log.child(`outbox:${adapter.name}`),
+          metrics: this.#metrics?.adapter(adapter.name),
+        }),
       );
     }
     this.#routerDeps = {
@@ -226,7 +260,15 @@ export class Bot {
       { name: 'cancel', description: this.translator.t(this.locale, 'cancel.description') },
     ];
     for (const adapter of this.#adapters.values()) {
-      const self = await adapter.start(this.#hostFor(adapter));
+      this.#adapterStates.set(adapter.name, 'starting');
+      let self: BotIdentity;
+      try {
+        self = await adapter.start(this.#hostFor(adapter));
+      } catch (error) {
+        this.#adapterStates.set(adapter.name, 'down');
+        throw error;
+      }
+      this.#adapterStates.set(adapter.name, 'up');
       this.#identities.set(adapter.name, self);
       this.log.info('adapter ready', { adapter: adapter.name, bot: self.username });
       await this.bus.emit('adapter/ready', { adapter: adapter.name, self });
@@ -352,6 +394,27 @@ export class Bot {
     }
   }
 
+  /**
+   * Whether the bot is ready to take messages: running, every adapter connected and every plugin
+   * set up. While it starts and once it stops, `waiting` says what is not.
+   */
+  readiness(): Readiness {
+    const waiting: string[] = [];
+    for (const [name, state] of this.#adapterStates) if (state !== 'up') waiting.push(`adapter:${name}`);
+    if (this.#state === 'new' || this.#state === 'starting') {
+      for (const { plugin } of this.#pluginEntries)
+        if (!this.#host.has(plugin.name)) waiting.push(`plugin:${plugin.name}`);
+    }
+    // Shutdown first stops the adapters' intake while the bot still runs what came before.
+    const state = this.#stopping && this.#state === 'running' ? 'stopping' : this.#state;
+    return { ready: state === 'running' && waiting.length === 0, state, waiting };
+  }
+
+  /** Where each adapter is, by name. */
+  adapterStates(): ReadonlyMap<string, AdapterState> {
+    return this.#adapterStates;
+  }
+
   /** The jobs running now. */
   jobs(): Promise<readonly JobRecord[]> {
     return this.#jobs.list();
@@ -389,6 +452,8 @@ export class Bot {
 
   async #shutdown(drain: boolean): Promise<void> {
     // Intake stops first: an update that arrives from now on stays with the platform, unconfirmed.
+    for (const [name, state] of this.#adapterStates)
+      if (state !== 'down') this.#adapterStates.set(name, 'stopping');
     await Promise.all(
       [...this.#adapters.values()].map((adapter) =>
         adapter
@@ -420,6 +485,7 @@ export class Bot {
       await adapter
         .stop()
         .catch((error: unknown) => this.log.warn('adapter stop failed', { adapter: adapter.name, error }));
+      this.#adapterStates.set(adapter.name, 'down');
     }
     await this.http.close().catch(() => {});
     this.#state = 'stopped';
@@ -437,13 +503,51 @@ export class Bot {
     if (timedOut) this.log.warn(`shutdown: gave up waiting for ${what}`, { ms: this.#shutdownTimeoutMs });
   }
 
+  /** A plugin's HTTP client: the bot's, with each backend request measured and traced. */
+  #httpFor(plugin: string): Http {
+    return watchHttp(this.http, {
+      plugin,
+      clock: this.clock,
+      metrics: this.#metrics,
+      log: this.#pluginLog(plugin),
+    });
+  }
+
+  #pluginLog(plugin: string): Logger {
+    let log = this.#pluginLogs.get(plugin);
+    if (!log) {
+      log = this.log.child(plugin);
+      this.#pluginLogs.set(plugin, log);
+    }
+    return log;
+  }
+
   #hostFor(adapter: Adapter): AdapterHost {
+    const counts = this.#metrics?.adapter(adapter.name);
     return {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
-      receive: (message, options) =>
-        this.#queue && !options?.local ? this.#queue.push(message) : this.bus.emit('message', message),
+      receive: (message, options) => {
+        if (counts) counts.received++;
+        return this.#queue && !options?.local ? this.#queue.push(message) : this.bus.emit('message', message);
+      },
       press: (press) => this.bus.emit('button', press),
+      rateLimited: counts
+        ? () => {
+            counts.rateLimited++;
+          }
+        : () => {},
+      connection: (up) => {
+        const state = this.#adapterStates.get(adapter.name);
+        // Only between start and shutdown: those own the state otherwise.
+        if (up && state === 'reconnecting') {
+          this.#adapterStates.set(adapter.name, 'up');
+          this.log.info('adapter connected again', { adapter: adapter.name });
+        } else if (!up && state === 'up') {
+          this.#adapterStates.set(adapter.name, 'reconnecting');
+          this.log.warn('adapter connection lost', { adapter: adapter.name });
+        }
+      },
       inputEnded: () => {
         void this.stop({ drain: true });
       },
@@ -571,11 +675,7 @@ export class Bot {
     const adapter = this.#adapters.get(message.chat.adapter)!;
     const jobId = this.#jobPrefix + ++this.#jobSeq;
     const abort = new JobAbort();
-    let log = this.#pluginLogs.get(plugin);
-    if (!log) {
-      log = this.log.child(plugin);
-      this.#pluginLogs.set(plugin, log);
-    }
+    const log = this.#pluginLog(plugin);
     const event: JobEvent = { jobId, plugin, command, chat: message.chat, userId: message.sender.id };
     const ctx = createContext({
       jobId,
@@ -607,13 +707,28 @@ export class Bot {
     this.#local.set(jobId, local);
     let outcome: 'done' | 'failed' | 'cancelled' = 'done';
     let reason: unknown;
+    const counts = this.#metrics?.job(plugin, command);
+    const debug = log.enabled?.('debug') ?? true;
+    const span = startSpan(`job ${plugin}/${command}`);
+    if (span.isRecording()) {
+      span.setAttributes({
+        'chorus.plugin': plugin,
+        'chorus.command': command,
+        'chorus.adapter': adapter.name,
+        'chorus.platform': adapter.platform,
+        'chorus.chat.kind': message.chat.kind,
+        'chorus.job.scheduled': options.scheduled !== undefined,
+      });
+    }
+    const traced = contextWith(span);
     try {
       const added = this.#jobs.add(event, abort.cancel);
       if (added) await added;
       const startedAt = this.clock.now();
+      if (debug) log.debug('job started', { job: jobId, command, adapter: adapter.name });
       if (this.bus.listenerCount('job/start') > 0) await this.bus.emit('job/start', event);
       try {
-        await handler(ctx);
+        await (traced ? runIn(traced, () => handler(ctx)) : handler(ctx));
         if (abort.aborted) outcome = 'cancelled';
       } catch (error) {
         if (abort.aborted || isCancellation(error)) {
@@ -638,16 +753,25 @@ export class Bot {
       }
       const removed = this.#jobs.remove(jobId);
       if (removed) await removed;
-      if (this.bus.listenerCount('job/end') > 0) {
-        await this.bus.emit('job/end', { ...event, outcome, ms: this.clock.now() - startedAt });
+      const ms = this.clock.now() - startedAt;
+      if (counts) {
+        counts[outcome === 'done' ? 'ok' : outcome]++;
+        counts.duration.observe(ms / 1000);
       }
+      if (debug) log.debug('job ended', { job: jobId, command, outcome, ms });
+      if (this.bus.listenerCount('job/end') > 0) await this.bus.emit('job/end', { ...event, outcome, ms });
     } finally {
       this.#local.delete(jobId);
       local.end?.();
+      endSpan(span, jobOutcome(outcome), 'chorus.job.outcome');
     }
     const reloaded = outcome === 'cancelled' && cancelledBy(reason) === 'reload';
     return reloaded ? 'reloaded' : outcome;
   }
+}
+
+function jobOutcome(outcome: 'done' | 'failed' | 'cancelled'): JobOutcome {
+  return outcome === 'done' ? 'ok' : outcome;
 }
 
 /** Creates a bot. Call `start()` to run it. */

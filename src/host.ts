@@ -42,6 +42,8 @@ export interface HostServices {
   readonly log: Logger;
   readonly clock: Clock;
   readonly http: Http;
+  /** The client plugin `name` gets as `ctx.http`. Default: `http` itself. */
+  readonly httpFor?: (plugin: string) => Http;
   readonly redactor: Redactor;
   readonly translator: Translator;
   readonly locale: string;
@@ -211,7 +213,7 @@ export class PluginHost {
       name: plugin.name,
       log: this.#services.log.child(plugin.name),
       clock: this.#services.clock,
-      http: this.#services.http,
+      http: this.#services.httpFor?.(plugin.name) ?? this.#services.http,
       command: (spec, handler) => track(this.#addCommand({ plugin: plugin.name, spec, handler })),
       match: (matcher, handler) => {
         const entry: MatcherEntry = { plugin: plugin.name, matcher, handler, owner: loaded };

@@ -31,6 +31,13 @@ export interface HttpMounts {
    * });
    */
   mount(method: string, path: string, handler: RequestHandler, options?: MountOptions): Promise<Unmount>;
+  /**
+   * Where the server listens, or will on its first mount, as configured (port 0: a free one), so
+   * an adapter given an address of its own can tell whether it is this server's.
+   */
+  readonly address?: { readonly host: string; readonly port: number };
+  /** Where the server listens (`http://127.0.0.1:8080`), once it does. */
+  readonly url?: URL | undefined;
 }
 
 /** A mounted route. */

@@ -131,9 +131,12 @@ export async function readBytes(
   budget?: ByteBudget,
 ): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  const reader = response.body?.getReader();
+  // The body is cancelled with the reason, so whoever watches it knows why it was not read.
   const over = (what: string) => {
-    void response.body?.cancel().catch(() => {});
-    return new BackendError(backend, 'invalid', `${backend}: ${what}`);
+    const error = new BackendError(backend, 'invalid', `${backend}: ${what}`);
+    void reader?.cancel(error).catch(() => {});
+    return error;
   };
   if (declared > maxBytes) throw over(`answer of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
   if (budget && declared > budget.left)
@@ -141,7 +144,10 @@ export async function readBytes(
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for await (const chunk of response.body ?? []) {
+    for (;;) {
+      const step = await reader?.read();
+      if (!step || step.done) break;
+      const chunk = step.value;
       size += chunk.byteLength;
       if (size > maxBytes) throw over(`answer exceeds the ${maxBytes}-byte cap`);
       if (budget && !budget.spend(chunk.byteLength))
@@ -150,6 +156,8 @@ export async function readBytes(
     }
   } catch (error) {
     throw toBackendError(backend, error);
+  } finally {
+    reader?.releaseLock();
   }
   const out = new Uint8Array(size);
   let offset = 0;

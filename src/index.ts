@@ -97,7 +97,7 @@ export { matchKeyword, parseCommand } from './commands.ts';
 
 // --- For running a bot -------------------------------------------------------------------------
 export { Bot, cancelAction, createBot } from './bot.ts';
-export type { BotOptions, PluginEntry } from './bot.ts';
+export type { AdapterState, BotOptions, PluginEntry, Readiness } from './bot.ts';
 export { EventBus } from './bus.ts';
 export { Outbox } from './outbox.ts';
 export { MemoryBudget } from './budget.ts';
@@ -115,7 +115,11 @@ export type { OutboxOptions, OutboxStats } from './outbox.ts';
 export { configSchema, loadConfig, parseConfig } from './runtime/config.ts';
 export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './runtime/config.ts';
 export { createLogger, Redactor, silentLogger } from './logger.ts';
-export type { LogFields, Logger, LoggerOptions, LogLevel } from './logger.ts';
+export type { LogFields, LogFormat, Logger, LoggerOptions, LogLevel } from './logger.ts';
+export { durationBounds, HistogramCell, Metrics } from './metrics.ts';
+export { createRegistry, mountObservability } from './runtime/observability.ts';
+export type { ObservabilityOptions, ObservedBot } from './runtime/observability.ts';
+export { tracerName } from './tracing.ts';
 export { Translator } from './i18n.ts';
 export { checkKey, checkTtl, MemoryStore, namespacedStore } from './store.ts';
 export type { Store, StoreEntry, StoreLock, StoreOptions } from './store.ts';

@@ -17,6 +17,7 @@ import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { RateLimitError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
+import type { AdapterCell } from './metrics.ts';
 
 interface Settlers<T> {
   resolve(value: T): void;
@@ -30,6 +31,8 @@ interface SendOperation {
   readonly message: OutgoingMessage;
   readonly settle: Settlers<SentMessage>;
   attempts: number;
+  /** When it was queued (0 when nobody measures waits). */
+  readonly queuedAt: number;
 }
 
 interface EditOperation {
@@ -43,6 +46,8 @@ interface EditOperation {
   final: boolean;
   settle: Settlers<void>[];
   attempts: number;
+  /** When the oldest text it carries was queued (0 when nobody measures waits). */
+  readonly queuedAt: number;
 }
 
 /** "typing...": advisory, so it goes only when nothing else waits and the budget has room. */
@@ -51,6 +56,7 @@ interface TypingOperation {
   readonly chat: ChatAddress;
   readonly settle: Settlers<void>[];
   attempts: number;
+  readonly queuedAt: number;
 }
 
 type Operation = SendOperation | EditOperation | TypingOperation;
@@ -92,7 +98,12 @@ export interface OutboxOptions {
   budget?: Budget;
   /** How often one operation is retried after rate limits before it fails. Default 8. */
   maxRetries?: number;
+  /** The adapter's counters: operations sent by kind, time spent waiting in the queue. */
+  metrics?: AdapterCell | undefined;
 }
+
+/** An operation that waited longer than this is logged at debug level. */
+const slowWaitMs = 1000;
 
 /** Counters, for logs and benchmarks. */
 export interface OutboxStats {
@@ -111,6 +122,9 @@ export class Outbox {
   readonly #queues = new Map<string, ChatQueue>();
   readonly #budget: Budget;
   readonly #idleWaiters: (() => void)[] = [];
+  readonly #metrics: AdapterCell | undefined;
+  /** Whether anyone measures waits (metrics, or a debug log): otherwise the clock is not read. */
+  readonly #timed: boolean;
   /** Queues with operations left: the outbox is idle at 0. */
   #draining = 0;
   readonly stats: OutboxStats = { sent: 0, edited: 0, coalesced: 0, rateLimited: 0 };
@@ -121,6 +135,12 @@ export class Outbox {
     this.#log = options.log;
     this.#maxRetries = options.maxRetries ?? 8;
     this.#budget = options.budget ?? new MemoryBudget({ clock: this.#clock });
+    this.#metrics = options.metrics;
+    this.#timed = options.metrics !== undefined || (options.log.enabled?.('debug') ?? false);
+  }
+
+  #queuedAt(): number {
+    return this.#timed ? this.#clock.now() : 0;
   }
 
   /**
@@ -139,6 +159,7 @@ export class Outbox {
           message: parts[0]!,
           settle: { resolve, reject },
           attempts: 0,
+          queuedAt: this.#queuedAt(),
         });
         this.#kick(queue);
       });
@@ -147,7 +168,14 @@ export class Outbox {
       (part) =>
         new Promise<SentMessage>((resolve, reject) => {
           const queue = this.#queue(chat);
-          queue.sends.push({ kind: 'send', chat, message: part, settle: { resolve, reject }, attempts: 0 });
+          queue.sends.push({
+            kind: 'send',
+            chat,
+            message: part,
+            settle: { resolve, reject },
+            attempts: 0,
+            queuedAt: this.#queuedAt(),
+          });
           this.#kick(queue);
         }),
     );
@@ -191,7 +219,13 @@ export class Outbox {
         queue.typing.settle.push({ resolve, reject });
         return;
       }
-      queue.typing = { kind: 'typing', chat, settle: [{ resolve, reject }], attempts: 0 };
+      queue.typing = {
+        kind: 'typing',
+        chat,
+        settle: [{ resolve, reject }],
+        attempts: 0,
+        queuedAt: this.#queuedAt(),
+      };
       this.#kick(queue);
     });
   }
@@ -225,6 +259,7 @@ export class Outbox {
         final,
         settle: [{ resolve, reject }],
         attempts: 0,
+        queuedAt: this.#queuedAt(),
       });
       this.#kick(queue);
     });
@@ -347,18 +382,28 @@ export class Outbox {
       else if (op.kind === 'edit') queue.edits.delete(op.messageId);
       else queue.typing = undefined;
       queue.inFlight = op;
+      if (this.#timed && op.attempts === 0) this.#waited(op);
       try {
         if (op.kind === 'send') {
           const sent = await this.#adapter.send(op.chat, op.message);
           this.stats.sent++;
+          if (this.#metrics) {
+            if (op.message.images?.length) this.#metrics.album++;
+            else this.#metrics.send++;
+          }
           op.settle.resolve(sent);
         } else if (op.kind === 'typing') {
           await this.#adapter.sendTyping?.(op.chat);
+          if (this.#metrics) this.#metrics.typing++;
           for (const s of op.settle) s.resolve();
         } else {
-          if (op.draftId !== undefined)
+          if (op.draftId !== undefined) {
             await this.#adapter.sendDraft?.(op.chat, op.draftId, op.message.text ?? '');
-          else await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
+            if (this.#metrics) this.#metrics.draft++;
+          } else {
+            await this.#adapter.edit(op.chat, op.messageId, op.message, { final: op.final });
+            if (this.#metrics) this.#metrics.edit++;
+          }
           this.stats.edited++;
           for (const s of op.settle) s.resolve();
         }
@@ -387,6 +432,19 @@ export class Outbox {
     if (this.#queues.size > maxIdleQueues) this.#sweep();
     this.#draining--;
     if (this.#draining === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Counts how long `op` waited in its queue before its first try. */
+  #waited(op: Operation): void {
+    const ms = this.#clock.now() - op.queuedAt;
+    this.#metrics?.outboxWait.observe(ms / 1000);
+    if (ms > slowWaitMs)
+      this.#log.debug('outbox wait', {
+        adapter: this.#adapter.name,
+        kind: op.kind,
+        ms,
+        queued: this.pending,
+      });
   }
 
   /**

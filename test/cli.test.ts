@@ -79,11 +79,11 @@ describe('chorus CLI', () => {
     });
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    const available = '(available: console, discord, telegram)';
+    const available = '(available: console, discord, telegram, web)';
     expect(stderr.trim().split('\n')).toEqual([
       'chorus: config error: adapters.console.userName: environment variable CHORUS_TEST_UNSET is not set',
       'chorus: config error: http.proxi: unknown key (did you mean "proxy"?)',
-      'chorus: config error: adapters.consle: unknown adapter "consle": no folder adapters/consle and no installed npm package "consle" (did you mean "console"? available: console, discord, telegram)',
+      'chorus: config error: adapters.consle: unknown adapter "consle": no folder adapters/consle and no installed npm package "consle" (did you mean "console"? available: console, discord, telegram, web)',
       `chorus: config error: adapters.slack: unknown adapter "slack": no folder adapters/slack and no installed npm package "slack" ${available}`,
       'chorus: config error: plugins.nosuchplugin: unknown plugin "nosuchplugin": no folder plugins/nosuchplugin and no installed npm package "nosuchplugin" (available: ask, draw, help, remind)',
       'chorus: config error: plugins.draw.backends: required (expected array)',

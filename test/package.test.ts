@@ -59,6 +59,11 @@ beforeAll(() => {
       'dist/src/testing.js',
       'dist/src/testing.d.ts',
       'dist/adapters/console/index.js',
+      'dist/adapters/web/index.js',
+      'dist/adapters/web/page/index.html',
+      'dist/adapters/web/page/app.js',
+      'dist/adapters/web/page/markdown.js',
+      'dist/adapters/web/page/style.css',
       'dist/plugins/help/index.js',
       'starter/gitignore',
       'starter/plugins/status/index.ts',
@@ -138,6 +143,37 @@ describe('the package, installed from its tarball', () => {
       expect(started.stderr).not.toMatch(/ (WARN|ERROR) /);
     },
     minutes(1),
+  );
+
+  it(
+    'serves the web chat page and its files from the installed package',
+    async () => {
+      writeFileSync(join(bot, 'web.yaml'), 'adapters:\n  web: { port: 0 }\n');
+      const child = spawn('npm', ['start', '--silent', '--', '--config', 'web.yaml'], { cwd: bot, env });
+      let stderr = '';
+      const ready = new Promise<string>((resolve) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          const url = stderr.match(/web chat page ready url=(\S+)/)?.[1];
+          if (url) resolve(url);
+        });
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), minutes(1));
+      try {
+        const url = await Promise.race([ready, once(child, 'exit').then(() => '')]);
+        expect(url, stderr).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+        const page = await fetch(url);
+        expect(page.status).toBe(200);
+        expect(await page.text()).toContain('<script type="module" src="/web/app.js">');
+        for (const file of ['app.js', 'markdown.js', 'style.css'])
+          expect((await fetch(new URL(`/web/${file}`, url))).status, file).toBe(200);
+      } finally {
+        child.kill('SIGTERM');
+        await once(child, 'exit').catch(() => {});
+        clearTimeout(timer);
+      }
+    },
+    minutes(2),
   );
 
   it(

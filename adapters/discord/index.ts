@@ -137,7 +137,10 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   );
   const name = options.name ?? 'discord';
   const clock = options.clock ?? systemClock;
-  const request = createDiscordRequest();
+  // Every 429 Discord answers, the ones @discordjs/rest waits out and retries on its own too.
+  const request = createDiscordRequest((status) => {
+    if (status === 429) host?.rateLimited?.();
+  });
   const restOptions = {
     ...(config.api && { api: config.api }),
     makeRequest: request.makeRequest as never,
@@ -232,6 +235,17 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     client.on(Events.ShardResume, (shard, replayed) =>
       host?.log.info('discord session resumed', { shard, replayed }),
     );
+    // The adapter is connected while none of its shards is reconnecting.
+    client.on(Events.ShardReconnecting, () => reconnecting(shard, true));
+    client.on(Events.ShardResume, () => reconnecting(shard, false));
+    client.on(Events.ShardReady, () => reconnecting(shard, false));
+  };
+  const away = new Set<number>();
+  const reconnecting = (shard: number, gone: boolean) => {
+    const before = away.size;
+    if (gone) away.add(shard);
+    else away.delete(shard);
+    if ((before === 0) !== (away.size === 0)) host?.connection?.(away.size === 0);
   };
   rest.on(RESTEvents.RateLimited, (info) => {
     host?.log.warn('discord rate limited', {

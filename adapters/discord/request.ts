@@ -17,8 +17,11 @@ interface RestRequestInit {
   readonly signal?: AbortSignal | null | undefined;
 }
 
-/** A `makeRequest` for discord.js's `rest` option, on its own undici Agent. */
-export function createDiscordRequest(): {
+/**
+ * A `makeRequest` for discord.js's `rest` option, on its own undici Agent. `onStatus` hears the
+ * status of every answer, those @discordjs/rest then retries on its own (a 429) included.
+ */
+export function createDiscordRequest(onStatus?: (status: number) => void): {
   makeRequest: (url: string, init: RestRequestInit) => ReturnType<typeof fetch>;
   close: () => Promise<void>;
 } {
@@ -37,13 +40,15 @@ export function createDiscordRequest(): {
         headers['content-type'] = encoded.headers.get('content-type') ?? 'multipart/form-data';
         body = new Uint8Array(await encoded.arrayBuffer());
       }
-      return fetch(url, {
+      const response = await fetch(url, {
         method: init.method ?? 'GET',
         headers,
         ...(body !== undefined && body !== null && { body }),
         ...(init.signal && { signal: init.signal }),
         dispatcher,
       });
+      onStatus?.(response.status);
+      return response;
     },
     close: () => dispatcher.close(),
   };

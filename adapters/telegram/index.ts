@@ -68,10 +68,18 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   /** Set once started: updates are taken from then on. */
   let started = false;
 
+  // Installed first, so it is innermost: it sees every 429, the ones autoRetry retries too.
+  bot.api.config.use(async (prev, method, payload, signal) => {
+    const result = await prev(method, payload, signal);
+    if (!result.ok && result.error_code === 429) host?.rateLimited?.();
+    return result;
+  });
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
   );
-  // grammY retries a failed long poll every 3 s; back off instead, up to 30 s, while the network is down.
+  // grammY retries a failed long poll every 3 s; back off instead, up to 30 s, while the network is
+  // down, and tell Chorus the connection is down until a poll gets through.
+  let unreachable = false;
   bot.api.config.use(async (prev, method, payload, signal) => {
     if (method !== 'getUpdates') return prev(method, payload, signal);
     // getUpdates with an offset confirms every update before it: the ids handled so far are saved
@@ -80,9 +88,18 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     if (!(payload as { timeout?: number }).timeout) return prev(method, payload, signal);
     for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
       try {
-        return await prev(method, payload, signal);
+        const result = await prev(method, payload, signal);
+        if (unreachable) {
+          unreachable = false;
+          host?.connection?.(true);
+        }
+        return result;
       } catch (error) {
         if (!(error instanceof HttpError) || signal?.aborted) throw error;
+        if (!unreachable) {
+          unreachable = true;
+          host?.connection?.(false);
+        }
         host?.log.warn('telegram unreachable, retrying', { ms: delay, error: error.message });
         await sleep(systemClock, delay, signal as AbortSignal | undefined).catch(() => {});
       }

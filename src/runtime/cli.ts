@@ -11,12 +11,14 @@ import type { AdapterDefinition } from '../adapter.ts';
 import { createBot, type PluginEntry } from '../bot.ts';
 import { ChorusError, ConfigError } from '../errors.ts';
 import { createLogger, Redactor } from '../logger.ts';
+import { Metrics } from '../metrics.ts';
 import { validateConfig } from '../plugin.ts';
 import { readConfig } from './config.ts';
 import { HttpClient } from './http.ts';
 import { HttpServer } from './http-server.ts';
 import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
+import { mountObservability } from './observability.ts';
 import { RedisBudget } from './redis/budget.ts';
 import { connectRedis, describeRedisUrl } from './redis/connection.ts';
 import { openRedisJobs } from './redis/jobs.ts';
@@ -25,10 +27,14 @@ import { RedisStore } from './redis/store.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { watchForChanges } from './watch.ts';
 
-/** The config used when `config/chorus.yaml` does not exist: offline, on the console. */
+/**
+ * The config used when `config/chorus.yaml` does not exist: offline, on the console and on a chat
+ * page at http://127.0.0.1:8787/ (another free port when that one is taken).
+ */
 export const embeddedConfig = `
 adapters:
   console: {}
+  web: { port: 8787, onPortTaken: free-port }
 plugins:
   help: {}
   draw:
@@ -235,7 +241,7 @@ async function start(args: StartArgs): Promise<number> {
     );
     return 0;
   }
-  const log = createLogger({ level: config.log.level, redactor });
+  const log = createLogger({ level: config.log.level, format: config.log.format, redactor });
   log.debug('config loaded', { path: reading.path ?? 'built-in default' });
   const adapters = adapterPlans.map(({ name, definition, config }) => definition.create({ name, config }));
 
@@ -249,6 +255,7 @@ async function start(args: StartArgs): Promise<number> {
   const store = shared?.store ?? (await openSqliteStore(resolve(config.state.path)));
   // Listens when the config sets it up, or when an adapter first mounts a webhook on it.
   const httpServer = new HttpServer({ ...config.http.server, log: log.child('http') });
+  const metrics = config.metrics ? new Metrics() : undefined;
   const bot = createBot({
     adapters,
     plugins,
@@ -259,6 +266,7 @@ async function start(args: StartArgs): Promise<number> {
     store,
     httpServer,
     ...(shared && { budget: shared.budget, jobs: shared.jobs, queue: shared.queue }),
+    ...(metrics && { metrics }),
   });
   let signals = 0;
   const onSignal = (signal: string) => {
@@ -277,6 +285,9 @@ async function start(args: StartArgs): Promise<number> {
   const alive = setInterval(() => {}, 60_000);
   let watching: { close(): void } | undefined;
   try {
+    // Health (and metrics) answer from before the bot starts until it has stopped.
+    if (config.http.server || config.metrics)
+      await mountObservability(httpServer, { bot, metrics, metricsPath: config.metrics?.path });
     if (config.http.server) await httpServer.listen();
     await bot.start();
     if (args.watch) {

@@ -18,8 +18,25 @@ export const configSchema = z.strictObject({
   /** Locale of the bot's strings: `en` or `zh-CN`. */
   locale: z.enum(['en', 'zh-CN']).default('en'),
   log: z
-    .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })
-    .default({ level: 'info' }),
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+      /** `text` for people, `json` for one JSON object a line (log collectors). */
+      format: z.enum(['text', 'json']).default('text'),
+    })
+    .default({ level: 'info', format: 'text' }),
+  /**
+   * Prometheus metrics on the process's HTTP server (`http.server`), beside `/healthz` and
+   * `/readyz`. Unset, nothing is counted.
+   */
+  metrics: z
+    .strictObject({
+      path: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~/-]*$/, 'expected a path such as /metrics')
+        .refine((path) => path !== '/healthz' && path !== '/readyz', 'taken by the health endpoints')
+        .default('/metrics'),
+    })
+    .optional(),
   http: z
     .strictObject({
       proxy: z.url().optional(),

@@ -113,6 +113,11 @@ export class HttpServer implements HttpMounts {
     return this.#url;
   }
 
+  /** Where the server listens, or will on its first mount, as configured. */
+  get address(): { readonly host: string; readonly port: number } {
+    return { host: this.#host, port: this.#port };
+  }
+
   /** Whether something is mounted. */
   get mounted(): boolean {
     return this.#routes.size > 0;

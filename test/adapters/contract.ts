@@ -47,6 +47,7 @@ function recordingHost() {
     store: new MemoryStore(),
     receive: async (message) => void messages.push(message),
     press: async (press) => void presses.push(press),
+    rateLimited: () => {},
     inputEnded: () => {
       ended = true;
     },

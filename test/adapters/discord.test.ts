@@ -11,6 +11,7 @@ import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
 import { createLogger } from '../../src/logger.ts';
+import { Metrics } from '../../src/metrics.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { HttpClient } from '../../src/runtime/http.ts';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
@@ -49,6 +50,7 @@ async function start(
     fake?: FakeDiscord;
     adapter?: Partial<DiscordAdapterOptions>;
     logs?: string[];
+    metrics?: Metrics;
   } = {},
 ) {
   const fake = options.fake ?? (await new FakeDiscord().start());
@@ -60,6 +62,7 @@ async function start(
     adapters: [adapter],
     plugins: options.plugins ?? [{ plugin: echo }],
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
+    ...(options.metrics && { metrics: options.metrics }),
   });
   await bot.start();
   let stopped = false;
@@ -247,7 +250,8 @@ describe('discord adapter with the real discord.js client', () => {
     const fake = await new FakeDiscord().start();
     cleanups.push(() => fake.close());
     const logs: string[] = [];
-    await start({ fake, logs });
+    const metrics = new Metrics();
+    const { adapter } = await start({ fake, logs, metrics });
     fake.rateLimitNext(/^POST \/channels\/\d+\/messages$/, 1);
     fake.userSays(fake.general, ann, '!echo despite the limit');
     await eventually(
@@ -260,6 +264,8 @@ describe('discord adapter with the real discord.js client', () => {
     expect(botMessages(fake, fake.general.id).map((m) => m.content)).toEqual(['despite the limit']);
     expect(fake.refused).toHaveLength(1);
     expect(logs.some((line) => line.includes('discord rate limited'))).toBe(true);
+    // @discordjs/rest retried it on its own; the adapter still counted it.
+    expect(metrics.adapter(adapter.name).rateLimited).toBe(1);
   });
 
   it('splits long text at 2000, leaves out pictures over 10 MiB with a note, routes button presses', async () => {

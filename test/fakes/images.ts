@@ -4,6 +4,7 @@
  * Each image's bytes carry the prompt, so a test can tell whose picture reached whom.
  */
 import type { ServerResponse } from 'node:http';
+import { paintDemo } from '../../plugins/draw/demo.ts';
 import { type FakeServer, startFakeServer } from './http.ts';
 
 const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -18,7 +19,8 @@ export function labelOf(bytes: Uint8Array): string {
   return Buffer.from(bytes.subarray(8)).toString('utf8');
 }
 
-export type Behaviour = 'ok' | 'html' | 'hang' | 'error500' | 'huge' | 'text';
+/** `picture`: like `ok`, with real pictures (painted from the prompt) instead of labelled bytes. */
+export type Behaviour = 'ok' | 'picture' | 'html' | 'hang' | 'error500' | 'huge' | 'text';
 
 export interface FakeImageBackends {
   readonly server: FakeServer;
@@ -96,8 +98,12 @@ export async function startFakeImageBackends(): Promise<FakeImageBackends> {
         name,
         res,
         () => {
+          const painted = behaviours.get(name)?.behaviour === 'picture';
           const data = Array.from({ length: n }, (_, i) => ({
-            b64_json: labelledPng(`${name}|${prompt}|${i}`).toString('base64'),
+            b64_json: (painted
+              ? Buffer.from(paintDemo(prompt, name, i, 192))
+              : labelledPng(`${name}|${prompt}|${i}`)
+            ).toString('base64'),
           }));
           res
             .writeHead(200, { 'content-type': 'application/json' })

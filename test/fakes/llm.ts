@@ -18,6 +18,8 @@ export interface Script {
   readonly ending?: 'done' | 'openai-error' | 'vllm-error' | 'ollama-error' | 'stall' | 'cut';
   /** Pause before the first byte of the body. */
   readonly firstByteMs?: number;
+  /** Holds the piece at index `piece` (and the rest) back until `until` settles. */
+  readonly hold?: { readonly piece: number; readonly until: Promise<unknown> };
 }
 
 export interface FakeLlm {
@@ -64,7 +66,8 @@ export async function startFakeLlm(): Promise<FakeLlm> {
     const pieces = typeof script.pieces === 'function' ? script.pieces(body.messages) : script.pieces;
     res.writeHead(200, { 'content-type': format.head });
     if (script.firstByteMs) await wait(script.firstByteMs);
-    for (const piece of pieces) {
+    for (const [index, piece] of pieces.entries()) {
+      if (script.hold?.piece === index) await script.hold.until;
       if (script.gapMs) await wait(script.gapMs);
       if (res.destroyed) return;
       await writeCut(res, format.piece(piece), script.cutBytes);

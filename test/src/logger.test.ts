@@ -29,4 +29,63 @@ describe('logger', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/WARN +\[chorus:draw\] shown backend=flux$/);
   });
+
+  it('writes one JSON object a line with format json, secrets redacted in every form', () => {
+    const redactor = new Redactor();
+    // A secret with characters JSON escapes: it must not survive in its escaped form either.
+    const secret = 'pa"ss\\word-123456';
+    redactor.add(secret);
+    const lines: string[] = [];
+    const log = createLogger({
+      redactor,
+      format: 'json',
+      level: 'debug',
+      write: (line) => lines.push(line),
+    }).child('ask');
+    log.info('backend request', {
+      backend: 'gpt',
+      status: 200,
+      ms: 12.5,
+      bytes: 300,
+      ok: true,
+      none: undefined,
+    });
+    log.warn(`refused ${secret}`, {
+      error: new BackendError('gpt', 'status', `said ${secret}`),
+      header: `Bearer abcdefghijklmnopqrstuvwxyz`,
+      nested: { key: secret, list: [1, 'two'] },
+      level: 'overwritten?',
+      infinite: Number.POSITIVE_INFINITY,
+    });
+    expect(lines).toHaveLength(2);
+    const [first, second] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(first).toMatchObject({
+      level: 'info',
+      scope: 'chorus:ask',
+      msg: 'backend request',
+      backend: 'gpt',
+    });
+    expect(first).toMatchObject({ status: 200, ms: 12.5, bytes: 300, ok: true, none: null });
+    expect(Math.abs(Number(first!.time) - Date.now())).toBeLessThan(60_000);
+    expect(second!.level).toBe('warn');
+    expect(second!.msg).toBe('refused ***');
+    expect(String(second!.error)).toMatch(/^BackendError\(BACKEND_STATUS\): said \*\*\*/);
+    expect(second!.header).toBe('Bearer ***');
+    expect(second!.nested).toEqual({ key: '***', list: [1, 'two'] });
+    expect(second!.infinite).toBe('Infinity');
+    for (const line of lines) {
+      expect(line).not.toContain('word-123456');
+      expect(line).not.toContain('abcdefghijklmnopqrstuvwxyz');
+    }
+  });
+
+  it('says which levels it writes', () => {
+    const log = createLogger({ level: 'info', write: () => {} });
+    expect([log.enabled?.('debug'), log.enabled?.('info'), log.enabled?.('error')]).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    expect(createLogger({ level: 'silent' }).enabled?.('error')).toBe(false);
+  });
 });
