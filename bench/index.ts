@@ -7,6 +7,7 @@ import { benchBudgets } from './budgets.ts';
 import { benchCore, type Row } from './core.ts';
 import { benchDraw } from './draw.ts';
 import { benchObservability } from './observability.ts';
+import { benchScale } from './scale.ts';
 import { benchTelegram } from './telegram/index.ts';
 import { benchWeb } from './web.ts';
 
@@ -17,6 +18,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['ask', benchAsk],
   ['budget', benchBudgets],
   ['tg', benchTelegram],
+  ['redis', benchScale],
   ['web', benchWeb],
 ];
 

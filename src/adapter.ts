@@ -49,7 +49,7 @@ export interface AdapterHost {
    * Hands an incoming message to Chorus. Resolves once the router has taken it (its job started),
    * not when the job ends: an adapter confirms an update to its platform after this resolves.
    */
-  receive(message: IncomingMessage): Promise<void>;
+  receive(message: IncomingMessage, options?: ReceiveOptions): Promise<void>;
   /** Hands a button press to Chorus. */
   press(press: ButtonPress): Promise<void>;
   /** The adapter's input has ended for good (the console's stdin closed): finish jobs, then stop. */
@@ -78,6 +78,20 @@ export interface AdapterHost {
    * there for the next, whatever the instance is called.
    */
   readonly store: Store;
+  /**
+   * True when other processes serve the same bot (`state.redis`): what must run in one process at
+   * a time (Telegram's long polling) takes a lease in the store first.
+   */
+  readonly shared?: boolean;
+}
+
+/** Options of `AdapterHost.receive`. */
+export interface ReceiveOptions {
+  /**
+   * Handle it in this process, not through the work queue of several processes: its reply handle
+   * means something only here (a Discord interaction, whose token this process holds).
+   */
+  readonly local?: boolean;
 }
 
 /** Whether an edit is the last one of its message (adapters may show intermediate ones lightly). */

@@ -36,6 +36,7 @@ import {
 import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
 import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
+import type { WorkQueue } from './work.ts';
 
 export type { PluginEntry } from './host.ts';
 
@@ -66,6 +67,12 @@ export interface BotOptions {
   readonly budget?: Budget;
   /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
   readonly httpServer?: HttpMounts;
+  /**
+   * Where incoming messages wait to be handled when several processes make one bot (Redis). Set,
+   * adapters' messages go to it, and this process handles its share of it. Default: none, every
+   * message is handled by the process that received it.
+   */
+  readonly queue?: WorkQueue;
   /**
    * Where messages, sends, jobs and backend requests are counted (the runtime serves them as
    * Prometheus metrics). Default: nothing is counted.
@@ -148,6 +155,9 @@ export class Bot {
   readonly #pluginEntries: readonly PluginEntry[];
   readonly #shutdownTimeoutMs: number;
   readonly #httpServer: HttpMounts | undefined;
+  readonly #queue: WorkQueue | undefined;
+  /** Messages the router did not take because the bot was stopping: they stay queued. */
+  readonly #refused = new WeakSet<IncomingMessage>();
   readonly #metrics: Metrics | undefined;
   readonly #adapterStates = new Map<string, AdapterState>();
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -176,6 +186,7 @@ export class Bot {
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#pluginEntries = options.plugins ?? [];
     this.#httpServer = options.httpServer;
+    this.#queue = options.queue;
     this.#metrics = options.metrics;
     this.bus = new EventBus(this.log.child('bus'));
     this.store = options.store ?? new MemoryStore({ clock: this.clock });
@@ -272,6 +283,13 @@ export class Bot {
     this.#state = 'running';
     await this.#scheduler.start();
     this.#resolveAccepting();
+    await this.#queue?.start({
+      route: async (message) => {
+        await this.bus.emit('message', message);
+        return !this.#refused.has(message);
+      },
+      settled: (message) => this.settled(message),
+    });
   }
 
   /**
@@ -446,6 +464,8 @@ export class Bot {
       ),
     );
     this.#resolveAccepting();
+    // Messages not yet started stay in the queue for the other processes.
+    const queueStopped = this.#queue?.stop();
     this.#state = 'stopping';
     this.log.info(drain ? 'stopping after running jobs' : 'stopping');
     this.#scheduler.halt();
@@ -457,6 +477,7 @@ export class Bot {
     const jobsDone = Promise.allSettled([...this.#running]);
     if (drain) await jobsDone;
     else await this.#bounded(jobsDone, 'jobs');
+    if (queueStopped) await this.#bounded(queueStopped, 'the work queue');
     await this.#bounded(this.#scheduler.idle(), 'scheduled jobs');
     await this.#bounded(Promise.all([...this.#outboxes.values()].map((outbox) => outbox.idle())), 'outboxes');
     await this.#host.stop();
@@ -506,12 +527,10 @@ export class Bot {
     return {
       log: this.log.child(adapter.name),
       store: namespacedStore(this.store, `adapter:${adapter.platform}:`),
-      receive: counts
-        ? (message) => {
-            counts.received++;
-            return this.bus.emit('message', message);
-          }
-        : (message) => this.bus.emit('message', message),
+      receive: (message, options) => {
+        if (counts) counts.received++;
+        return this.#queue && !options?.local ? this.#queue.push(message) : this.bus.emit('message', message);
+      },
       press: (press) => this.bus.emit('button', press),
       rateLimited: counts
         ? () => {
@@ -533,6 +552,7 @@ export class Bot {
         void this.stop({ drain: true });
       },
       ...(this.#httpServer && { httpServer: this.#httpServer }),
+      ...(this.#queue && { shared: true }),
     };
   }
 
@@ -544,7 +564,10 @@ export class Bot {
   async #take(incoming: IncomingMessage): Promise<void> {
     if (this.#state === 'new' || this.#state === 'starting') await this.#accepting;
     while (this.#swapping) await this.#swapping;
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running') {
+      this.#refused.add(incoming);
+      return;
+    }
     if (!this.#adapters.has(incoming.chat.adapter)) {
       this.log.warn('message from an unknown adapter', { adapter: incoming.chat.adapter });
       return;

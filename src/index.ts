@@ -89,6 +89,7 @@ export type {
   EditOptions,
   RateLimit,
   RateLimits,
+  ReceiveOptions,
 } from './adapter.ts';
 export type { HttpMounts, MountOptions, RequestHandler, Unmount } from './http-routes.ts';
 export { chatKey, toOutgoing } from './message.ts';
@@ -103,6 +104,13 @@ export { MemoryBudget } from './budget.ts';
 export type { Budget, BudgetRule } from './budget.ts';
 export { MemoryJobs } from './jobs.ts';
 export type { JobFilter, JobRecord, Jobs } from './jobs.ts';
+export type { WorkHandler, WorkQueue } from './work.ts';
+export { RedisBudget } from './runtime/redis/budget.ts';
+export { connectRedis } from './runtime/redis/connection.ts';
+export { openRedisJobs } from './runtime/redis/jobs.ts';
+export type { RedisJobs } from './runtime/redis/jobs.ts';
+export { RedisWorkQueue } from './runtime/redis/queue.ts';
+export { RedisStore } from './runtime/redis/store.ts';
 export type { OutboxOptions, OutboxStats } from './outbox.ts';
 export { configSchema, loadConfig, parseConfig } from './runtime/config.ts';
 export type { ChorusConfig, LoadConfigOptions, LoadedConfig } from './runtime/config.ts';

@@ -41,7 +41,11 @@ describe('README', () => {
           ? '123456789:AAHplaceholderplaceholderplace'
           : /DISCORD.*TOKEN/.test(name!)
             ? 'MTAxMjM0NTY3ODkwMTIzNDU2Nzg5.GhXyZa.placeholderplaceholderplaceholder12'
-            : 'placeholder-value-0123456789';
+            : /REDIS.*URL/.test(name!)
+              ? 'redis://127.0.0.1:6379'
+              : name === 'PORT'
+                ? '8080'
+                : 'placeholder-value-0123456789';
       }
       const result = spawnSync(
         process.execPath,

@@ -212,7 +212,8 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
           .then(() => {});
         interactions.add(interaction.id, interaction.token, deferred);
         deferred
-          .then(() => host?.receive(normalizeCommand(name, interaction)))
+          // Its replies go through the interaction's token, which only this process holds.
+          .then(() => host?.receive(normalizeCommand(name, interaction), { local: true }))
           .catch((error: unknown) =>
             host?.log.error('handling a slash command failed', { command: interaction.commandName, error }),
           );

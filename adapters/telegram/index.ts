@@ -36,6 +36,11 @@ import { HandledUpdates } from './state.ts';
 export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
 const photoLimit = 10 * 1024 * 1024;
+/**
+ * With several processes (`state.redis`), one polls at a time: it holds a lease in the store for
+ * this long and renews it every third of it; when it dies, another takes over within about this.
+ */
+const pollLeaseMs = 4_000;
 
 /** Creates a Telegram adapter. */
 export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter {
@@ -54,10 +59,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
+  /** Aborted when intake stops: the wait for the polling lease ends. */
+  const intake = new AbortController();
   let unmountWebhook: (() => void) | undefined;
   /** Webhook posts being handled: shutdown lets them finish (they confirm their update). */
   const posts = new Set<Promise<Response>>();
   let handled: HandledUpdates | undefined;
+  /** Set once started: updates are taken from then on. */
+  let started = false;
 
   // Installed first, so it is innermost: it sees every 429, the ones autoRetry retries too.
   bot.api.config.use(async (prev, method, payload, signal) => {
@@ -109,7 +118,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   const take = async (updateId: number, dispatch: () => Promise<void> | undefined) => {
     // A second delivery that comes while the first is still being taken (Telegram resends a
     // webhook call that took too long) is dropped too.
-    if (!handled || handled.has(updateId) || inFlight.has(updateId)) return;
+    if (!started || handled?.has(updateId) || inFlight.has(updateId)) return;
     inFlight.add(updateId);
     try {
       await dispatch();
@@ -118,8 +127,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     } finally {
       inFlight.delete(updateId);
     }
-    handled.add(updateId);
-    if (config.mode === 'webhook') await handled.flush();
+    handled?.add(updateId);
+    if (config.mode === 'webhook') await handled?.flush();
   };
 
   bot.on(['message', 'channel_post'], async (ctx) => {
@@ -282,6 +291,37 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     return { chat, ids: [String(sent.message_id)] };
   }
 
+  /** Polls while this process holds the bot's polling lease; waits for it otherwise. */
+  async function pollUnderLease(h: AdapterHost, poll: () => Promise<void>): Promise<void> {
+    while (!intake.signal.aborted) {
+      const lease = await h.store.lock(`polling:${botId}`, pollLeaseMs).catch((error: unknown) => {
+        h.log.warn('could not ask for the polling lease', { error });
+        return undefined;
+      });
+      if (!lease) {
+        await sleep(systemClock, pollLeaseMs / 4, intake.signal).catch(() => {});
+        continue;
+      }
+      h.log.info('this process polls telegram');
+      const running = poll();
+      const renew = setInterval(() => {
+        void lease.extend(pollLeaseMs).then(
+          async (kept) => {
+            if (kept || !bot.isRunning()) return;
+            h.log.warn('lost the polling lease: another process polls now');
+            await bot.stop().catch(() => {});
+          },
+          () => {},
+        );
+      }, pollLeaseMs / 4);
+      await running;
+      clearInterval(renew);
+      await lease.release().catch(() => {});
+      // Polling ended on its own (an error): a pause, not a tight loop.
+      if (!intake.signal.aborted) await sleep(systemClock, pollLeaseMs / 4, intake.signal).catch(() => {});
+    }
+  }
+
   const adapter: Adapter = {
     name,
     platform: 'telegram',
@@ -306,14 +346,19 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         h.log.warn(
           'adapters.telegram.stateDir is no longer used: handled update ids are kept in the state store (state.path)',
         );
-      handled = await HandledUpdates.load(h.store, botId, {
-        onError: (what, error) => h.log.warn(what, { error }),
-      });
+      // Behind several processes, a webhook's update goes to the shared work queue, which drops one
+      // it has queued before: a store entry per update here would only cost a write each.
+      if (!(config.mode === 'webhook' && h.shared)) {
+        handled = await HandledUpdates.load(h.store, botId, {
+          onError: (what, error) => h.log.warn(what, { error }),
+        });
+      }
       // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
       // reach Telegram at start should say so.
       const me = await call('getMe', () => bot.api.getMe());
       bot.botInfo = me;
       self = { id: String(me.id), username: me.username, name: me.first_name };
+      started = true;
       const updates: ('message' | 'channel_post' | 'callback_query')[] = [
         'message',
         'channel_post',
@@ -343,16 +388,17 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
           }),
         );
       } else {
-        polling = bot
-          .start({ drop_pending_updates: false, allowed_updates: updates })
-          .catch((error: unknown) => {
+        const poll = () =>
+          bot.start({ drop_pending_updates: false, allowed_updates: updates }).catch((error: unknown) => {
             host?.log.error('telegram polling stopped', { error });
           });
+        polling = h.shared ? pollUnderLease(h, poll) : poll();
       }
       return self;
     },
 
     async stopReceiving() {
+      intake.abort();
       if (unmountWebhook) {
         // Keep the webhook: Telegram holds updates for us until we are back (a post now gets 404,
         // which Telegram retries).

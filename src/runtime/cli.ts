@@ -19,6 +19,11 @@ import { HttpServer } from './http-server.ts';
 import { InitError, initProject } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { mountObservability } from './observability.ts';
+import { RedisBudget } from './redis/budget.ts';
+import { connectRedis, describeRedisUrl } from './redis/connection.ts';
+import { openRedisJobs } from './redis/jobs.ts';
+import { RedisWorkQueue } from './redis/queue.ts';
+import { RedisStore } from './redis/store.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { watchForChanges } from './watch.ts';
 
@@ -246,7 +251,8 @@ async function start(args: StartArgs): Promise<number> {
     firstByteTimeoutMs: config.http.firstByteTimeoutMs,
     idleTimeoutMs: config.http.idleTimeoutMs,
   });
-  const store = await openSqliteStore(resolve(config.state.path));
+  const shared = config.state.redis && (await openSharedState(config.state.redis, log));
+  const store = shared?.store ?? (await openSqliteStore(resolve(config.state.path)));
   // Listens when the config sets it up, or when an adapter first mounts a webhook on it.
   const httpServer = new HttpServer({ ...config.http.server, log: log.child('http') });
   const metrics = config.metrics ? new Metrics() : undefined;
@@ -259,6 +265,7 @@ async function start(args: StartArgs): Promise<number> {
     http,
     store,
     httpServer,
+    ...(shared && { budget: shared.budget, jobs: shared.jobs, queue: shared.queue }),
     ...(metrics && { metrics }),
   });
   let signals = 0;
@@ -303,8 +310,34 @@ async function start(args: StartArgs): Promise<number> {
     clearInterval(alive);
     await httpServer.close();
     await store.close();
+    await shared?.close();
   }
   return 0;
+}
+
+/**
+ * With `state.redis`, the store, the send budgets, the running jobs and the work queue are in
+ * Redis, shared by every process started with the same config.
+ */
+async function openSharedState(
+  options: { readonly url: string; readonly prefix: string },
+  log: ReturnType<typeof createLogger>,
+) {
+  const redis = await connectRedis(options.url);
+  const { prefix } = options;
+  const queue = new RedisWorkQueue(redis, { prefix, log: log.child('work') });
+  const jobs = await openRedisJobs(redis, { prefix, owner: queue.consumer });
+  log.info('state in redis', { url: describeRedisUrl(options.url), consumer: queue.consumer });
+  return {
+    store: new RedisStore(redis, { prefix }),
+    budget: new RedisBudget(redis, { prefix }),
+    jobs,
+    queue,
+    async close() {
+      await jobs.close();
+      await redis.quit().catch(() => {});
+    },
+  };
 }
 
 main(process.argv.slice(2)).then(

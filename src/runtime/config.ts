@@ -64,7 +64,25 @@ export const configSchema = z.strictObject({
     .default({ connectTimeoutMs: 10_000, firstByteTimeoutMs: 60_000, idleTimeoutMs: 60_000 }),
   /** State that outlives a run (scheduled jobs), in a SQLite file; relative to the working directory. */
   state: z
-    .strictObject({ path: z.string().min(1).default('.chorus/state.sqlite') })
+    .strictObject({
+      path: z.string().min(1).default('.chorus/state.sqlite'),
+      /**
+       * Set, the store, the send budgets, the running jobs and the work queue live in this Redis,
+       * and every process started with the same config is one bot (`path` is then unused).
+       */
+      redis: z
+        .strictObject({
+          url: z
+            .string()
+            .regex(
+              /^(rediss?|redis\+unix):\/\/\S+$/,
+              'a URL like redis://host:6379 (or redis+unix:///path/to.sock)',
+            ),
+          /** Put before every key, so several bots can share one Redis. */
+          prefix: z.string().min(1).default('chorus:'),
+        })
+        .optional(),
+    })
     .default({ path: '.chorus/state.sqlite' }),
   /** Adapter instances by name. The name is the adapter type unless `type` says otherwise. */
   adapters: z

@@ -7,6 +7,7 @@ import { createLogger, silentLogger } from '../../src/logger.ts';
 import type { IncomingMessage } from '../../src/message.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { createTestBot, MockAdapter } from '../../src/testing.ts';
+import type { WorkHandler, WorkQueue } from '../../src/work.ts';
 
 async function* pieces(
   clock: { now(): number },
@@ -422,5 +423,48 @@ describe('typing', () => {
     expect(
       kit.adapter.calls.filter((c) => c.kind === 'typing').map((c) => c.at - kit.adapter.calls[0]!.at),
     ).toEqual([0, 4000, 8000, 12000]);
+  });
+});
+
+describe('a work queue (several processes)', () => {
+  it('queues what adapters receive, routes what the queue hands back, and keeps a local message here', async () => {
+    const pushed: IncomingMessage[] = [];
+    let handler: WorkHandler | undefined;
+    const queue: WorkQueue = {
+      push: async (message) => void pushed.push(message),
+      start: async (h) => {
+        handler = h;
+      },
+      stop: async () => {},
+    };
+    const adapter = new MockAdapter();
+    const bot = createBot({ adapters: [adapter], plugins: [{ plugin: demo }], queue, log: silentLogger });
+    await bot.start();
+    const incoming = (id: string, text: string): IncomingMessage => ({
+      id,
+      chat: { adapter: 'mock', platform: 'mock', id: 'c1', kind: 'private' },
+      sender: { id: 'u1', name: 'Ann' },
+      text,
+      mentionsBot: false,
+      images: [],
+      date: 0,
+    });
+    await adapter.host.receive(incoming('1', '/echo queued'));
+    // Queued, not answered: the process that holds the chat's stream answers it.
+    expect(pushed.map((m) => m.id)).toEqual(['1']);
+    expect(adapter.texts()).toEqual([]);
+    const taken = JSON.parse(JSON.stringify(pushed[0])) as IncomingMessage;
+    expect(await handler!.route(taken)).toBe(true);
+    await handler!.settled(taken);
+    expect(adapter.texts()).toEqual(['Ann: queued']);
+    // A message whose reply handle only this process can use is handled here.
+    const here = incoming('2', '/echo here');
+    await adapter.host.receive(here, { local: true });
+    await bot.settled(here);
+    expect(pushed).toHaveLength(1);
+    expect(adapter.texts()).toEqual(['Ann: queued', 'Ann: here']);
+    // Stopping: the router takes nothing more, and says so, so the message stays queued.
+    await bot.stop();
+    expect(await handler!.route(JSON.parse(JSON.stringify(pushed[0])) as IncomingMessage)).toBe(false);
   });
 });

@@ -207,6 +207,8 @@ export class FakeTelegram {
   #server: Server | undefined;
   #queue: Json[] = [];
   #nextUpdateId: number;
+  readonly #arrivals = new WeakMap<ServerResponse, number>();
+  #held: { promise: Promise<void>; resolve: () => void } | undefined;
   readonly #delays = new Map<string, number>();
   #pollWaiter: { wake: () => void; res: ServerResponse } | undefined;
   readonly #chatStamps = new Map<number, number[]>();
@@ -258,6 +260,36 @@ export class FakeTelegram {
   /** Makes every call of `method` take `ms` longer, as a slow network or a busy server would. */
   delay(method: string, ms: number): void {
     this.#delays.set(method, ms);
+  }
+
+  /**
+   * Holds every API call from now until {@link release}, before it is recorded or carried out, as
+   * a stalled network would. A call whose client went away meanwhile (a process killed) is dropped
+   * on release: the service never saw it.
+   */
+  hold(): void {
+    if (this.#held) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.#held = { promise, resolve };
+  }
+
+  /** Carries out the calls held since {@link hold}. */
+  release(): void {
+    this.#held?.resolve();
+    this.#held = undefined;
+  }
+
+  /** The update sent with id `updateId`, as Telegram would post it to a webhook. */
+  update(updateId: number): Json | undefined {
+    return this.#history.get(updateId);
+  }
+
+  /** The id the last update pushed got. */
+  get lastUpdateId(): number {
+    return this.#nextUpdateId - 1;
   }
 
   /** Requests of one method, in order. */
@@ -385,11 +417,23 @@ export class FakeTelegram {
     if (!call) return void reply(404, { ok: false, error_code: 404, description: 'Not Found' });
     if (call[1] !== this.token)
       return void reply(401, { ok: false, error_code: 401, description: 'Unauthorized' });
+    if (this.#held) {
+      this.#arrivals.set(res, Date.now());
+      // The connection closes when the client's process dies: the call is never carried out.
+      let gone = false;
+      const leave = () => {
+        gone = true;
+      };
+      res.once('close', leave);
+      await this.#held.promise;
+      res.off('close', leave);
+      if (gone || res.destroyed) return;
+    }
     const method = call[2]!;
     let recorded: Recorded | undefined;
     try {
       const { params, files } = await readParams(req, url);
-      recorded = { method, params, at: Date.now() };
+      recorded = { method, params, at: this.#arrivals.get(res) ?? Date.now() };
       this.requests.push(recorded);
       this.#onRequest?.(recorded);
       const delay = this.#delays.get(method);
@@ -445,7 +489,7 @@ export class FakeTelegram {
         const chat = this.#chat(p.chat_id);
         const text = this.#text(p.text, p.parse_mode, 4096);
         this.#checkReply(chat, p);
-        this.#spend(chat);
+        this.#spend(chat, res);
         return this.#messageJson(
           this.#store(chat, this.#common(p, { text, parse_mode: p.parse_mode as string | undefined })),
         );
@@ -465,7 +509,7 @@ export class FakeTelegram {
             'Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message',
           );
         }
-        this.#spend(chat);
+        this.#spend(chat, res);
         message.text = text;
         message.parse_mode = p.parse_mode as string | undefined;
         message.reply_markup = p.reply_markup;
@@ -483,7 +527,7 @@ export class FakeTelegram {
         );
         const caption = p.caption === undefined ? undefined : this.#text(p.caption, p.parse_mode, 1024);
         this.#checkReply(chat, p);
-        this.#spend(chat);
+        this.#spend(chat, res);
         const fileId = this.#addFile(bytes);
         const stored = this.#store(chat, this.#common(p, { ...(caption !== undefined && { caption }) }));
         if (method === 'sendPhoto') stored.photo = [{ file_id: fileId, bytes: bytes.length }];
@@ -497,7 +541,7 @@ export class FakeTelegram {
           throw new ApiError(400, 'Bad Request: wrong number of messages in the media group: must be 2-10');
         }
         this.#checkReply(chat, p);
-        this.#spend(chat);
+        this.#spend(chat, res);
         const group = `mg${this.#nextFileId}`;
         return media.map((item) => {
           if (item.type !== 'photo' && item.type !== 'document')
@@ -759,24 +803,30 @@ export class FakeTelegram {
   }
 
   /** Spends one message of the chat's, the group's and the bot's budgets, or answers 429. */
-  #spend(chat: FakeChat): void {
-    const now = Date.now();
+  #spend(chat: FakeChat, res: ServerResponse): void {
+    // A call held by `hold()` counts when it arrived, as the service would have counted it.
+    const now = this.#arrivals.get(res) ?? Date.now();
     // 10% slack for network jitter: the real service is no stricter than its published limits.
     const burst = this.#limits.perChatBurst;
     const window = this.#limits.perChatMs * burst * 0.9;
+    // Calls held by `hold()` are counted when they arrived, after some that arrived later: only
+    // what arrived before `now` counts against it.
     const stamps = (this.#chatStamps.get(chat.id) ?? []).filter((t) => t > now - 60_000);
+    const earlier = stamps.filter((t) => t <= now);
     const retry = (ms: number) =>
       new ApiError(429, `Too Many Requests: retry after ${Math.ceil(ms / 1000)}`, {
         retry_after: Math.max(1, Math.ceil(ms / 1000)),
       });
     // The oldest of the last `burst` messages must have left the window.
-    const oldest = stamps.at(-burst);
+    const oldest = earlier.at(-burst);
     if (oldest !== undefined && now - oldest < window) throw retry(window - (now - oldest));
-    if (chat.type !== 'private' && stamps.length >= this.#limits.perGroupPerMinute)
-      throw retry(stamps[0]! + 60_000 - now);
-    this.#globalStamps = this.#globalStamps.filter((t) => t > now - 1000);
-    if (this.#globalStamps.length >= this.#limits.globalPerSecond) throw retry(1000);
+    if (chat.type !== 'private' && earlier.length >= this.#limits.perGroupPerMinute)
+      throw retry(earlier[0]! + 60_000 - now);
+    // The same slack overall: 30 a second means 30 in any 0.9 s.
+    this.#globalStamps = this.#globalStamps.filter((t) => t > now - 900);
+    if (this.#globalStamps.filter((t) => t <= now).length >= this.#limits.globalPerSecond) throw retry(1000);
     stamps.push(now);
+    stamps.sort((a, b) => a - b);
     this.#chatStamps.set(chat.id, stamps);
     this.#globalStamps.push(now);
   }

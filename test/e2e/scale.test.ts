@@ -1,0 +1,267 @@
+/**
+ * Several `npm start` processes with one config and one Redis make one bot (the README's "Running
+ * on several processes"): Telegram in webhook mode, each update posted to one process's port, as
+ * a load balancer in front would. Every update is answered exactly once, in order within its
+ * chat, within Telegram's limits, through a `kill -9` of one process; a cancel that reaches one
+ * process stops a drawing that runs in another.
+ */
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeTelegram } from '../fakes/telegram/server.ts';
+import { redisMissing, startRedis } from '../src/runtime/redis/server.ts';
+import { type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+const secret = 'webhook-secret-scale-0123456789';
+
+/** One `npm start` of the bot: its port, and the node process's own id (npm is its parent). */
+interface Process {
+  readonly bot: RunningChorus;
+  readonly port: number;
+  pid: number;
+  consumer: string;
+  alive: boolean;
+}
+
+const describeRedis = redisMissing ? describe.skip : describe;
+
+describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMissing})` : ''}`, () => {
+  it('answers 1,000 webhook updates over 50 chats once each, in order, within the limits, through a kill -9; a cancel crosses processes', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    // Telegram's limits, scaled up so the test takes seconds: 100 a second overall, 10 a second per chat.
+    const telegram = await new FakeTelegram({
+      limits: { globalPerSecond: 100, perChatMs: 100, perChatBurst: 5 },
+    }).start();
+    cleanups.push(() => telegram.close());
+    const backends = await startBackends();
+    cleanups.push(() => backends.close());
+    backends.images.set('slow', 'ok', 20_000);
+    const dir = workDir();
+    const config = [
+      'http:',
+      '  server: { port: ${PORT} }',
+      'state:',
+      `  path: ${dir}/state.sqlite`,
+      '  redis: { url: ${REDIS_URL} }',
+      'adapters:',
+      '  telegram:',
+      '    token: ${TELEGRAM_BOT_TOKEN}',
+      `    apiRoot: ${telegram.url}`,
+      '    mode: webhook',
+      '    webhook: { url: "https://bot.example.com/telegram", path: /telegram, secretToken: ${TELEGRAM_WEBHOOK_SECRET} }',
+      // A margin under the service's limits for the jitter of a loaded machine: 2 cores run three bots,
+      // Redis and the fakes here.
+      '    rateLimits: { perChatPerSecond: 8, perChatBurst: 5, globalPerSecond: 60 }',
+      'plugins:',
+      '  draw:',
+      '    backends:',
+      `      - { name: slow, type: openai-images, baseUrl: ${backends.images.server.url}/openai/slow, n: 1 }`,
+      '',
+    ].join('\n');
+    const processes: Process[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const bot = startChorus(dir, config, {
+        env: {
+          PORT: String(port),
+          REDIS_URL: redis.url,
+          TELEGRAM_BOT_TOKEN: telegram.token,
+          TELEGRAM_WEBHOOK_SECRET: secret,
+        },
+      });
+      const entry: Process = { bot, port, pid: 0, consumer: '', alive: true };
+      cleanups.push(async () => {
+        if (entry.alive && entry.pid) process.kill(entry.pid, 'SIGKILL');
+        await bot.stop('SIGKILL');
+      });
+      processes.push(entry);
+    }
+    for (const entry of processes) {
+      await entry.bot.waitFor(/adapter ready adapter=telegram/, 30_000);
+      const consumer = /state in redis .*consumer=(\S+)/.exec(entry.bot.output().stderr)![1]!;
+      entry.consumer = consumer;
+      entry.pid = Number(consumer.split(':')[1]);
+    }
+    // Telegram would post to the balancer's URL; here the test is the balancer.
+    telegram.webhook = undefined;
+
+    /** Posts an update to the process `first` (or, when it is down, to the next), as a balancer would. */
+    const post = async (update: unknown, first: number): Promise<number> => {
+      for (let attempt = 0; attempt < 6; attempt++) {
+        const target = processes[(first + attempt) % processes.length]!;
+        if (!target.alive) continue;
+        const status = await fetch(`http://127.0.0.1:${target.port}/telegram`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+          body: JSON.stringify(update),
+        }).then(
+          (response) => response.status,
+          () => 0,
+        );
+        if (status === 200) return (first + attempt) % processes.length;
+      }
+      throw new Error('no process took the update');
+    };
+
+    const chats = Array.from({ length: 50 }, (_, i) => ({
+      chat: { id: 7000 + i, type: 'private' as const, first_name: `User${i}` },
+      user: { id: 7000 + i, is_bot: false, first_name: `User${i}` },
+    }));
+    const perChat = 20;
+    const sent = new Map<number, number[]>(chats.map(({ chat }) => [chat.id, []]));
+    let posted = 0;
+    let killed: Process | undefined;
+    const killOne = async () => {
+      // The kill lands between two calls to Telegram: those in flight finish first, those after
+      // it are never carried out, as when a process dies on the real service.
+      telegram.hold();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      killed = processes[1]!;
+      killed.alive = false;
+      process.kill(killed.pid, 'SIGKILL');
+      await killed.bot.exited;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      telegram.release();
+    };
+    // Each chat posts its messages one after another; the chats go at once, spread over the processes.
+    await Promise.all(
+      chats.map(async ({ chat, user }, c) => {
+        for (let n = 0; n < perChat; n++) {
+          const stored = telegram.userSays(chat, user, '/start');
+          sent.get(chat.id)!.push(stored.message_id);
+          const update = telegram.update(telegram.lastUpdateId);
+          const took = await post(update, (c + n) % 3);
+          // Every tenth update comes again, at another process: it is answered once all the same.
+          if (n % 10 === 3) await post(update, took + 1);
+          if (++posted === 500) await killOne();
+        }
+      }),
+    );
+    expect(killed).toBeDefined();
+
+    const answersTo = (chatId: number) =>
+      telegram
+        .chatMessages(chatId)
+        .filter((m) => m.from?.id === telegram.bot.id)
+        .map((m) => m.reply_to_message_id);
+    await until(
+      () => chats.reduce((sum, { chat }) => sum + answersTo(chat.id).length, 0),
+      (count) => count >= chats.length * perChat,
+      'an answer to each of the 1,000 updates',
+      90_000,
+    );
+    // Give a late duplicate the time to show up before counting.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    for (const { chat } of chats) {
+      // Exactly once each, and in the order they were sent.
+      expect(answersTo(chat.id), `chat ${chat.id}`).toEqual(sent.get(chat.id));
+    }
+    // No 429: the send budgets (per chat and overall) held across the three processes.
+    expect(telegram.refused).toEqual([]);
+
+    // A drawing runs in one process; the cancel button is pressed at another.
+    const artist = {
+      chat: { id: 9001, type: 'private' as const, first_name: 'Ann' },
+      user: { id: 9001, is_bot: false, first_name: 'Ann' },
+    };
+    telegram.userSays(artist.chat, artist.user, '/draw a red fox');
+    await post(telegram.update(telegram.lastUpdateId), 0);
+    const client = new Redis({ path: redis.socket });
+    cleanups.push(async () => client.disconnect());
+    const job = await (async () => {
+      for (let tries = 0; tries < 200; tries++) {
+        const jobs = Object.values(await client.hgetall('chorus:jobs:running')).map(
+          (text) => JSON.parse(text) as { owner: string; job: { command: string } },
+        );
+        const draw = jobs.find((j) => j.job.command === 'draw');
+        if (draw) return draw;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error('the drawing never started');
+    })();
+    const runner = processes.findIndex((p) => p.consumer === job.owner);
+    expect(runner).toBeGreaterThanOrEqual(0);
+    const other = processes.findIndex((p, i) => i !== runner && p.alive);
+    const status = await until(
+      () =>
+        telegram.chatMessages(artist.chat.id).find((m) => m.from?.id === telegram.bot.id && m.reply_markup),
+      (m) => m !== undefined,
+      'the drawing status with its cancel button',
+    );
+    telegram.userPresses(artist.chat, artist.user, status!.message_id, 'chorus:cancel');
+    await post(telegram.update(telegram.lastUpdateId), other);
+    await until(
+      () => telegram.chatMessages(artist.chat.id).find((m) => m.message_id === status!.message_id)?.text,
+      (text) => text?.startsWith('Cancelled:') ?? false,
+      'the drawing cancelled',
+    );
+    // SIGTERM ends a process cleanly.
+    const stopped = await processes[other]!.bot.stop('SIGTERM');
+    expect(stopped.code).toBe(0);
+    processes[other]!.alive = false;
+  }, 180_000);
+
+  it('polls Telegram from one process at a time; when it is killed, another takes the polling over', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const telegram = await new FakeTelegram().start();
+    cleanups.push(() => telegram.close());
+    const dir = workDir();
+    const config = [
+      `state: { path: ${dir}/state.sqlite, redis: { url: "\${REDIS_URL}" } }`,
+      'adapters:',
+      '  telegram:',
+      '    token: ${TELEGRAM_BOT_TOKEN}',
+      `    apiRoot: ${telegram.url}`,
+      '',
+    ].join('\n');
+    const bots = [0, 1].map(() => {
+      const bot = startChorus(dir, config, {
+        env: { REDIS_URL: redis.url, TELEGRAM_BOT_TOKEN: telegram.token },
+      });
+      cleanups.push(() => bot.stop('SIGKILL'));
+      return bot;
+    });
+    for (const bot of bots) await bot.waitFor(/adapter ready adapter=telegram/, 30_000);
+    const poller = await until(
+      () => bots.findIndex((bot) => /this process polls telegram/.test(bot.output().stderr)),
+      (index) => index >= 0,
+      'a process that polls',
+    );
+    const chat = { id: 8100, type: 'private' as const, first_name: 'Ann' };
+    const user = { id: 8100, is_bot: false, first_name: 'Ann' };
+    const asked: number[] = [];
+    const answered = () =>
+      telegram
+        .chatMessages(chat.id)
+        .filter((m) => m.from?.id === telegram.bot.id)
+        .map((m) => m.reply_to_message_id);
+    for (let i = 0; i < 3; i++) asked.push(telegram.userSays(chat, user, '/start').message_id);
+    await until(answered, (ids) => ids.length >= 3, 'the first answers');
+
+    const pid = Number(/consumer=[^:\s]+:(\d+):/.exec(bots[poller]!.output().stderr)![1]);
+    process.kill(pid, 'SIGKILL');
+    await bots[poller]!.exited;
+    for (let i = 0; i < 3; i++) asked.push(telegram.userSays(chat, user, '/start').message_id);
+    const other = bots[1 - poller]!;
+    await other.waitFor(/this process polls telegram/, 20_000);
+    await until(answered, (ids) => ids.length >= 6, 'the answers after the takeover', 30_000);
+    expect(answered()).toEqual(asked);
+    // Never two polls at once: the fake ends the older with 409, which the adapter would log.
+    for (const bot of bots) expect(bot.output().stderr).not.toMatch(/polling stopped/);
+  }, 90_000);
+});
