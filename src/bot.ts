@@ -33,6 +33,7 @@ import {
   type TaskContext,
   type TaskHandler,
 } from './schedule.ts';
+import type { Slots } from './slots.ts';
 import { MemoryStore, namespacedStore, type Store } from './store.ts';
 import { wellFormed } from './text.ts';
 import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
@@ -65,6 +66,11 @@ export interface BotOptions {
   readonly jobs?: Jobs;
   /** Where the send budgets are kept, shared by every adapter's outbox. Default: this process's memory. */
   readonly budget?: Budget;
+  /**
+   * Slots shared by every process of the bot (Redis), handed to plugins as `ctx.slots` for their
+   * limiters. Default: none, and each limiter counts in its own process.
+   */
+  readonly slots?: Slots;
   /** The process's HTTP server, given to adapters for their webhooks. The bot does not close it. */
   readonly httpServer?: HttpMounts;
   /**
@@ -216,6 +222,7 @@ export class Bot {
       }),
       scheduler: this.#scheduler,
       store: this.store,
+      slots: options.slots,
     });
     for (const adapter of options.adapters) {
       if (this.#adapters.has(adapter.name))

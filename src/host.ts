@@ -21,6 +21,7 @@ import {
 } from './plugin.ts';
 import type { RouteStep } from './router.ts';
 import type { Scheduler, TaskHandler } from './schedule.ts';
+import { namespacedSlots, type Slots } from './slots.ts';
 import { namespacedStore, type Store } from './store.ts';
 
 /** A plugin and its (not yet validated) config section. */
@@ -52,6 +53,8 @@ export interface HostServices {
   readonly scheduler: Scheduler;
   /** The process's store; each plugin sees its own namespace of it. */
   readonly store: Store;
+  /** Slots shared by every process of the bot; each plugin sees its own namespace of them. */
+  readonly slots?: Slots | undefined;
 }
 
 interface LoadedPlugin {
@@ -260,6 +263,7 @@ export class PluginHost {
         track(this.#services.scheduler.register(plugin.name, name, handler as TaskHandler, options)),
       schedule: this.#services.scheduler.for(plugin.name),
       store: namespacedStore(this.#services.store, `plugin:${plugin.name}:`),
+      ...(this.#services.slots && { slots: namespacedSlots(this.#services.slots, `plugin:${plugin.name}:`) }),
     };
     await plugin.setup(ctx, config);
     this.#services.log.debug('plugin ready', { plugin: plugin.name });

@@ -5,6 +5,7 @@
  */
 import pLimit from 'p-limit';
 import { abortReason } from './errors.ts';
+import type { Slots } from './slots.ts';
 
 /** Options of one {@link Limiter.run} call. */
 export interface LimiterRunOptions {
@@ -17,9 +18,9 @@ export interface LimiterRunOptions {
 /** A concurrency limit shared by all its callers, for example all users of one backend. */
 export interface Limiter {
   readonly concurrency: number;
-  /** Calls running now. */
+  /** Calls of this process running now. */
   readonly active: number;
-  /** Calls waiting for a slot. */
+  /** Calls of this process waiting for a slot. */
   readonly queued: number;
   /** Runs `task` when a slot is free. */
   run<T>(task: (signal: AbortSignal) => PromiseLike<T>, options?: LimiterRunOptions): Promise<T>;
@@ -30,13 +31,33 @@ export interface Limiter {
   acquire(options?: LimiterRunOptions): Promise<() => void>;
 }
 
+/** Options of {@link createLimiter}. */
+export interface LimiterOptions {
+  /**
+   * Where the slots are counted: a plugin passes `ctx.slots`, so the limit holds for every process
+   * of the bot (on Redis) and not for each process alone. Unset: this process counts its own.
+   */
+  readonly slots?: Slots | undefined;
+  /** The name of this limit among the slots (`backend:flux`); needed with `slots`. */
+  readonly key?: string;
+}
+
 /**
  * Creates a limiter on top of p-limit that also tells each waiting caller its place in line,
- * so a bot can say "flux: queued, 3 ahead".
+ * so a bot can say "flux: queued, 3 ahead". With `options.slots`, the slots and the line are the
+ * seam's, shared by every process that holds the same one.
+ *
+ * @example
+ * const limiter = createLimiter(2, { slots: ctx.slots, key: 'backend:flux' });
+ * const images = await limiter.run((signal) => generate(prompt, signal), { signal: c.signal });
  */
-export function createLimiter(concurrency: number): Limiter {
+export function createLimiter(concurrency: number, options: LimiterOptions = {}): Limiter {
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
     throw new TypeError(`concurrency must be an integer >= 1, got ${String(concurrency)}`);
+  }
+  if (options.slots) {
+    if (!options.key) throw new TypeError('createLimiter: a key is needed with slots');
+    return sharedLimiter(concurrency, options.slots, options.key);
   }
   const limit = pLimit(concurrency);
   interface Ticket {
@@ -115,6 +136,52 @@ export function createLimiter(concurrency: number): Limiter {
           }
         });
       });
+    },
+  };
+}
+
+function sharedLimiter(concurrency: number, slots: Slots, key: string): Limiter {
+  let active = 0;
+  let queued = 0;
+  const acquire = async (options: LimiterRunOptions = {}) => {
+    queued++;
+    try {
+      const release = await slots.acquire({
+        key,
+        capacity: concurrency,
+        ...(options.signal && { signal: options.signal }),
+        ...(options.onQueued && { onQueued: options.onQueued }),
+      });
+      if (!release) throw new Error('slot refused without maxWaiting');
+      active++;
+      let held = true;
+      return () => {
+        if (!held) return;
+        held = false;
+        active--;
+        release();
+      };
+    } finally {
+      queued--;
+    }
+  };
+  return {
+    concurrency,
+    get active() {
+      return active;
+    },
+    get queued() {
+      return queued;
+    },
+    acquire,
+    async run(task, options = {}) {
+      const signal = options.signal ?? new AbortController().signal;
+      const release = await acquire({ ...options, signal });
+      try {
+        return await task(signal);
+      } finally {
+        release();
+      }
     },
   };
 }

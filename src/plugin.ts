@@ -14,6 +14,7 @@ import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
 import type { RouteStep } from './router.ts';
 import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule.ts';
+import type { Slots } from './slots.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -102,6 +103,13 @@ export interface PluginContext {
    * restart and is shared by every process on the same store. Plain JSON values, TTLs and locks.
    */
   readonly store: Store;
+  /**
+   * Keyed semaphores shared by every process of the bot, when it runs on several (`state.redis`);
+   * unset when the bot runs in one process. Pass it on, `createLimiter(n, { slots: ctx.slots, key })`
+   * and `createTurns({ ..., slots: ctx.slots })`, and the limits hold across processes; keys are the
+   * plugin's alone.
+   */
+  readonly slots?: Slots;
 }
 
 /** A plugin. */

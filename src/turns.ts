@@ -8,6 +8,7 @@
 import type { Context } from './context.ts';
 import { createKeyedLimiter } from './limit.ts';
 import type { Button, SentMessage } from './message.ts';
+import type { Slots } from './slots.ts';
 
 /** What a user reads about their waiting jobs. */
 export interface TurnTexts {
@@ -29,6 +30,13 @@ export interface TurnsOptions {
   readonly perUser: number;
   /** Jobs of one user that may wait; more are refused. */
   readonly maxQueued: number;
+  /**
+   * Where the turns are counted: a plugin passes `ctx.slots`, so a user's turns and line hold for
+   * every process of the bot (on Redis). Unset: this process counts its own.
+   */
+  readonly slots?: Slots | undefined;
+  /** The first part of each user's key among the slots. Default `turn`. */
+  readonly key?: string;
 }
 
 /** Per-user turns. */
@@ -39,9 +47,14 @@ export interface Turns {
    * the job is cancelled while it waits.
    */
   take(c: Context, texts: TurnTexts): Promise<(() => void) | undefined>;
-  /** Jobs of the user `userKey` (`adapter:userId`) waiting now. */
+  /**
+   * Takes the user's turn only if it is free now, without waiting, notice or reply: resolves with
+   * the function that ends it, or `undefined` when the user's jobs already fill their turns.
+   */
+  tryTake(c: Context): Promise<(() => void) | undefined>;
+  /** Jobs of the user `userKey` (`adapter:userId`) waiting now (in this process, with `slots`). */
   queued(userKey: string): number;
-  /** True when a job of `userKey` would have to wait now. */
+  /** True when a job of `userKey` would have to wait now (as far as this process knows, with `slots`). */
   busy(userKey: string): boolean;
 }
 
@@ -64,6 +77,22 @@ export function createTurns(options: TurnsOptions): Turns {
   if (!(Number.isInteger(options.maxQueued) && options.maxQueued >= 0))
     throw new TypeError(`maxQueued must be an integer >= 0, got ${String(options.maxQueued)}`);
   const limiter = createKeyedLimiter(options.perUser);
+  const { slots } = options;
+  const slotKey = (user: string) => `${options.key ?? 'turn'}:${user}`;
+  /** With `slots`: turns this process's jobs hold, per user. */
+  const holding = new Map<string, number>();
+  const hold = (user: string, end: () => void) => {
+    holding.set(user, (holding.get(user) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (holding.get(user) ?? 1) - 1;
+      if (left > 0) holding.set(user, left);
+      else holding.delete(user);
+      end();
+    };
+  };
   const queued = new Map<string, number>();
   const refused = new Set<string>();
   const notices = new Map<string, Notice>();
@@ -91,20 +120,73 @@ export function createTurns(options: TurnsOptions): Turns {
     if (final !== undefined && notices.get(key) === notice) notices.delete(key);
   };
 
+  const refuse = async (c: Context, user: string, texts: TurnTexts) => {
+    if (!refused.has(user)) {
+      refused.add(user);
+      await c.reply(texts.full);
+    } else c.log.debug('queue full, message dropped', { user });
+    return undefined;
+  };
+
+  /** A turn among shared slots: the notice appears once the slots say the job waits. */
+  const takeShared = async (shared: Slots, c: Context, texts: TurnTexts) => {
+    const user = `${c.chat.adapter}:${c.user.id}`;
+    const key = `${user}:${c.chat.id}:${c.chat.threadId ?? ''}`;
+    let notice: Notice | undefined;
+    const onQueued = () => {
+      if (notice) return;
+      notice = notices.get(key);
+      if (!notice) {
+        notice = { count: 0, chain: Promise.resolve(undefined) };
+        notices.set(key, notice);
+      }
+      setQueued(user, (queued.get(user) ?? 0) + 1);
+      notice.count++;
+      show(c, key, notice, texts);
+    };
+    const leave = (how: 'started' | 'cancelled') => {
+      if (!notice) return;
+      setQueued(user, (queued.get(user) ?? 1) - 1);
+      notice.count--;
+      if (notice.count > 0) show(c, key, notice, texts);
+      else show(c, key, notice, texts, how === 'started' ? texts.started : texts.cancelled);
+    };
+    let end: (() => void) | undefined;
+    try {
+      end = await shared.acquire({
+        key: slotKey(user),
+        capacity: options.perUser,
+        maxWaiting: options.maxQueued,
+        onQueued,
+        signal: c.signal,
+      });
+    } catch (error) {
+      leave('cancelled');
+      throw error;
+    }
+    if (!end) return refuse(c, user, texts);
+    refused.delete(user);
+    leave('started');
+    return hold(user, end);
+  };
+
   return {
     queued: (user) => queued.get(user) ?? 0,
-    busy: (user) => limiter.busy(user) || queued.has(user),
+    busy: (user) => (slots ? holding.has(user) : limiter.busy(user)) || queued.has(user),
+    async tryTake(c) {
+      const user = `${c.chat.adapter}:${c.user.id}`;
+      if (slots) {
+        const end = await slots.acquire({ key: slotKey(user), capacity: options.perUser, maxWaiting: 0 });
+        return end && hold(user, end);
+      }
+      return this.busy(user) ? undefined : limiter.acquire(user, c.signal);
+    },
     async take(c, texts) {
+      if (slots) return takeShared(slots, c, texts);
       const user = `${c.chat.adapter}:${c.user.id}`;
       if (!this.busy(user)) return limiter.acquire(user, c.signal);
       const count = queued.get(user) ?? 0;
-      if (count >= options.maxQueued) {
-        if (!refused.has(user)) {
-          refused.add(user);
-          await c.reply(texts.full);
-        } else c.log.debug('queue full, message dropped', { user });
-        return undefined;
-      }
+      if (count >= options.maxQueued) return refuse(c, user, texts);
       setQueued(user, count + 1);
       const key = `${user}:${c.chat.id}:${c.chat.threadId ?? ''}`;
       let notice = notices.get(key);

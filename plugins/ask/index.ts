@@ -63,7 +63,10 @@ export const plugin = definePlugin({
       .filter((backend) => backend.enabled)
       .map((backendConfig) => ({
         backend: createChatBackend(backendConfig, { http: ctx.http, clock: ctx.clock, demoUrl: demo?.url }),
-        limiter: createLimiter(backendConfig.concurrency),
+        limiter: createLimiter(backendConfig.concurrency, {
+          slots: ctx.slots,
+          key: `backend:${backendConfig.name}`,
+        }),
       }));
     for (const backend of config.backends) ctx.secret(backend.apiKey, ...Object.values(backend.headers));
     const store = await ConversationMemory.open({
@@ -76,7 +79,11 @@ export const plugin = definePlugin({
       log: ctx.log,
     });
     ctx.onDispose(() => store.close());
-    const turns = createTurns({ perUser: config.maxPerUser, maxQueued: config.maxQueuedPerUser });
+    const turns = createTurns({
+      perUser: config.maxPerUser,
+      maxQueued: config.maxQueuedPerUser,
+      slots: ctx.slots,
+    });
 
     ctx.command(
       {

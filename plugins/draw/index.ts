@@ -66,10 +66,17 @@ export const plugin = definePlugin({
           maxImages: config.maxImages,
           demoUrl: demo?.url,
         }),
-        limiter: createLimiter(backendConfig.concurrency),
+        limiter: createLimiter(backendConfig.concurrency, {
+          slots: ctx.slots,
+          key: `backend:${backendConfig.name}`,
+        }),
       }));
     for (const backend of config.backends) ctx.secret(backend.apiKey, ...Object.values(backend.headers));
-    const turns = createTurns({ perUser: config.maxPerUser, maxQueued: config.maxQueuedPerUser });
+    const turns = createTurns({
+      perUser: config.maxPerUser,
+      maxQueued: config.maxQueuedPerUser,
+      slots: ctx.slots,
+    });
 
     ctx.command(
       {
@@ -85,19 +92,23 @@ export const plugin = definePlugin({
           await c.reply(c.t('draw.usage'));
           return;
         }
-        const user = `${c.chat.adapter}:${c.user.id}`;
-        if (turns.busy(user) && config.whenBusy === 'refuse') {
-          await c.reply(c.t('draw.busy'));
-          return;
+        let leave: (() => void) | undefined;
+        if (config.whenBusy === 'refuse') {
+          leave = await turns.tryTake(c);
+          if (!leave) {
+            await c.reply(c.t('draw.busy'));
+            return;
+          }
+        } else {
+          leave = await turns.take(c, {
+            waiting: (count) => c.t('draw.waiting', { count }),
+            started: c.t('draw.waitingStarted'),
+            cancelled: c.t('draw.cancelled'),
+            full: c.t('draw.queueFull', { max: config.maxQueuedPerUser }),
+            buttons: [[ctx.cancelButton(c.t('button.cancel'))]],
+          });
+          if (!leave) return;
         }
-        const leave = await turns.take(c, {
-          waiting: (count) => c.t('draw.waiting', { count }),
-          started: c.t('draw.waitingStarted'),
-          cancelled: c.t('draw.cancelled'),
-          full: c.t('draw.queueFull', { max: config.maxQueuedPerUser }),
-          buttons: [[ctx.cancelButton(c.t('button.cancel'))]],
-        });
-        if (!leave) return;
         try {
           const status = await c.status(c.t('draw.start', { count: backends.length }), {
             buttons: [[ctx.cancelButton(c.t('button.cancel'))]],

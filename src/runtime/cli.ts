@@ -23,6 +23,7 @@ import { RedisBudget } from './redis/budget.ts';
 import { connectRedis, describeRedisUrl } from './redis/connection.ts';
 import { openRedisJobs } from './redis/jobs.ts';
 import { RedisWorkQueue } from './redis/queue.ts';
+import { RedisSlots } from './redis/slots.ts';
 import { RedisStore } from './redis/store.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { watchForChanges } from './watch.ts';
@@ -265,7 +266,7 @@ async function start(args: StartArgs): Promise<number> {
     http,
     store,
     httpServer,
-    ...(shared && { budget: shared.budget, jobs: shared.jobs, queue: shared.queue }),
+    ...(shared && { budget: shared.budget, jobs: shared.jobs, queue: shared.queue, slots: shared.slots }),
     ...(metrics && { metrics }),
   });
   let signals = 0;
@@ -316,7 +317,8 @@ async function start(args: StartArgs): Promise<number> {
 }
 
 /**
- * With `state.redis`, the store, the send budgets, the running jobs and the work queue are in
+ * With `state.redis`, the store, the send budgets, the running jobs, the work queue and the
+ * plugins' limits (slots) are in
  * Redis, shared by every process started with the same config.
  */
 async function openSharedState(
@@ -327,13 +329,16 @@ async function openSharedState(
   const { prefix } = options;
   const queue = new RedisWorkQueue(redis, { prefix, log: log.child('work') });
   const jobs = await openRedisJobs(redis, { prefix, owner: queue.consumer });
+  const slots = await RedisSlots.open(redis, { prefix, log: log.child('slots') });
   log.info('state in redis', { url: describeRedisUrl(options.url), consumer: queue.consumer });
   return {
     store: new RedisStore(redis, { prefix }),
     budget: new RedisBudget(redis, { prefix }),
     jobs,
     queue,
+    slots,
     async close() {
+      await slots.close();
       await jobs.close();
       await redis.quit().catch(() => {});
     },

@@ -215,6 +215,113 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
     processes[other]!.alive = false;
   }, 180_000);
 
+  it('holds a draw backend’s concurrency and each user’s turns across processes, and shows the waiting their place', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const telegram = await new FakeTelegram().start();
+    cleanups.push(() => telegram.close());
+    const backends = await startBackends();
+    cleanups.push(() => backends.close());
+    backends.images.set('one', 'ok', 700);
+    const dir = workDir();
+    const config = [
+      'http:',
+      '  server: { port: ${PORT} }',
+      `state: { path: ${dir}/state.sqlite, redis: { url: "\${REDIS_URL}" } }`,
+      'adapters:',
+      '  telegram:',
+      '    token: ${TELEGRAM_BOT_TOKEN}',
+      `    apiRoot: ${telegram.url}`,
+      '    mode: webhook',
+      '    webhook: { url: "https://bot.example.com/telegram", path: /telegram, secretToken: ${TELEGRAM_WEBHOOK_SECRET} }',
+      'plugins:',
+      '  draw:',
+      '    backends:',
+      `      - { name: one, type: openai-images, baseUrl: ${backends.images.server.url}/openai/one, n: 1, concurrency: 1 }`,
+      '',
+    ].join('\n');
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const bot = startChorus(dir, config, {
+        env: {
+          PORT: String(port),
+          REDIS_URL: redis.url,
+          TELEGRAM_BOT_TOKEN: telegram.token,
+          TELEGRAM_WEBHOOK_SECRET: secret,
+        },
+      });
+      cleanups.push(() => bot.stop('SIGKILL'));
+      await bot.waitFor(/adapter ready adapter=telegram/, 30_000);
+      ports.push(port);
+    }
+    telegram.webhook = undefined;
+    const post = async (update: unknown, to: number) => {
+      const response = await fetch(`http://127.0.0.1:${ports[to]}/telegram`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+        body: JSON.stringify(update),
+      });
+      expect(response.status).toBe(200);
+    };
+    const says = (
+      chat: { id: number; type: 'private' | 'group'; first_name?: string; title?: string },
+      user: { id: number; is_bot: false; first_name: string },
+      text: string,
+      to: number,
+    ) => {
+      telegram.userSays(chat, user, text);
+      return post(telegram.update(telegram.lastUpdateId), to);
+    };
+    // Ann draws in two groups, through each process: her second drawing waits for her first.
+    const ann = { id: 9300, is_bot: false as const, first_name: 'Ann' };
+    const groups = [9310, 9311].map((id) => ({ id: -id, type: 'group' as const, title: `G${id}` }));
+    await says(groups[0]!, ann, '/draw a fox', 0);
+    await until(
+      () => backends.images.mostInFlight.get('one') ?? 0,
+      (n) => n >= 1,
+      'the first drawing at the backend',
+    );
+    await says(groups[1]!, ann, '/draw a crow', 1);
+    // Four more users draw at once, alternately through the two processes.
+    const users = [0, 1, 2, 3].map((i) => ({
+      chat: { id: 9320 + i, type: 'private' as const, first_name: `U${i}` },
+      user: { id: 9320 + i, is_bot: false as const, first_name: `U${i}` },
+    }));
+    for (const [i, { chat, user }] of users.entries()) await says(chat, user, `/draw picture ${i}`, i % 2);
+
+    const chatIds = [...groups.map((g) => g.id), ...users.map((u) => u.chat.id)];
+    const statusOf = (chatId: number) =>
+      telegram
+        .chatMessages(chatId)
+        .find((m) => m.from?.id === telegram.bot.id && m.text?.startsWith('Finished'));
+    await until(
+      () => chatIds.filter((id) => statusOf(id) === undefined),
+      (left) => left.length === 0,
+      'every drawing finished',
+      60_000,
+    );
+    for (const id of chatIds) expect(statusOf(id)!.text, `chat ${id}`).toContain('Finished: 1/1');
+    // Never more than one request at the backend, whichever process sent it.
+    expect(backends.images.mostInFlight.get('one')).toBe(1);
+    // The waiting saw their place in the backend's line, as the line moved across both processes.
+    const texts = (chatId: number) =>
+      ['sendMessage', 'editMessageText']
+        .flatMap((method) => telegram.calls(method))
+        .filter((call) => Number(call.params.chat_id) === chatId)
+        .map((call) => String(call.params.text));
+    const places = users.flatMap(({ chat }) =>
+      texts(chat.id).flatMap((text) =>
+        [...text.matchAll(/one: queued, (\d+) ahead/g)].map((m) => Number(m[1])),
+      ),
+    );
+    expect(Math.max(...places)).toBeGreaterThanOrEqual(1);
+    expect(places).toContain(0);
+    // Ann's second drawing, in the other process, waited for her first: one notice says so.
+    expect(texts(groups[1]!.id)).toContain('1 more drawing(s) of yours waiting for the one running...');
+    expect(texts(groups[1]!.id)).toContain('Your waiting drawings have all started.');
+  }, 120_000);
+
   it('polls Telegram from one process at a time; when it is killed, another takes the polling over', async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());

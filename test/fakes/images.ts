@@ -28,6 +28,8 @@ export interface FakeImageBackends {
   readonly finished: string[];
   /** When each answer was completely written (epoch ms, fractional), by `name|prompt`. */
   readonly finishedAt: Map<string, number>;
+  /** The most requests each backend had in flight at once, by name. */
+  readonly mostInFlight: Map<string, number>;
   /** Sets how a backend behaves and how long it takes. */
   set(name: string, behaviour: Behaviour, latencyMs?: number): void;
   /**
@@ -49,9 +51,16 @@ export async function startFakeImageBackends(): Promise<FakeImageBackends> {
   const finished: string[] = [];
   const finishedAt = new Map<string, number>();
   const gates = new Map<string, Promise<void>>();
+  const inFlight = new Map<string, number>();
+  const mostInFlight = new Map<string, number>();
 
   const answer = async (name: string, res: ServerResponse, ok: () => void, prompt = '') => {
     const { behaviour, latencyMs } = behaviours.get(name) ?? { behaviour: 'ok', latencyMs: 0 };
+    const now = (inFlight.get(name) ?? 0) + 1;
+    inFlight.set(name, now);
+    mostInFlight.set(name, Math.max(now, mostInFlight.get(name) ?? 0));
+    // Until the answer is written or the client gives up on it.
+    res.on('close', () => inFlight.set(name, (inFlight.get(name) ?? 1) - 1));
     if (behaviour === 'hang') return;
     await new Promise((resolve) => setTimeout(resolve, latencyMs));
     await gates.get(name);
@@ -145,6 +154,7 @@ export async function startFakeImageBackends(): Promise<FakeImageBackends> {
     server,
     finished,
     finishedAt,
+    mostInFlight,
     set: (name, behaviour, latencyMs = 0) => {
       if (!behaviours.has(name)) register(name);
       behaviours.set(name, { behaviour, latencyMs });
