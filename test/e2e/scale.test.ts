@@ -8,6 +8,7 @@
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { partitionOf } from '../../src/runtime/redis/queue.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { redisMissing, startRedis } from '../src/runtime/redis/server.ts';
 import { type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
@@ -241,6 +242,7 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
       '',
     ].join('\n');
     const ports: number[] = [];
+    const consumers: string[] = [];
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
       const bot = startChorus(dir, config, {
@@ -254,8 +256,33 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
       cleanups.push(() => bot.stop('SIGKILL'));
       await bot.waitFor(/adapter ready adapter=telegram/, 30_000);
       ports.push(port);
+      consumers.push(/state in redis .*consumer=(\S+)/.exec(bot.output().stderr)![1]!);
     }
     telegram.webhook = undefined;
+    // Each chat's messages run in the process that holds its stream: wait until the two share the
+    // streams, then pick chats so that each process runs some of the drawings.
+    const client = new Redis({ path: redis.socket });
+    cleanups.push(async () => client.disconnect());
+    const leases = Array.from({ length: 16 }, (_, i) => `chorus:work:lease:${i}`);
+    const owners = await (async () => {
+      for (let tries = 0; tries < 300; tries++) {
+        const held = await client.mget(...leases);
+        if (consumers.every((c) => held.includes(c))) return held;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error('the two processes never shared the streams');
+    })();
+    /** The next chat id from `from` whose messages run in process `p`. */
+    const chatRunIn = (p: number, from: number, taken: Set<number>) => {
+      for (let id = from; ; id += from < 0 ? -1 : 1) {
+        if (taken.has(id)) continue;
+        if (owners[partitionOf(`telegram:${id}`, 16)] === consumers[p]) {
+          taken.add(id);
+          return id;
+        }
+      }
+    };
+    const taken = new Set<number>();
     const post = async (update: unknown, to: number) => {
       const response = await fetch(`http://127.0.0.1:${ports[to]}/telegram`, {
         method: 'POST',
@@ -275,7 +302,10 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
     };
     // Ann draws in two groups, through each process: her second drawing waits for her first.
     const ann = { id: 9300, is_bot: false as const, first_name: 'Ann' };
-    const groups = [9310, 9311].map((id) => ({ id: -id, type: 'group' as const, title: `G${id}` }));
+    const groups = [0, 1].map((p) => {
+      const id = chatRunIn(p, -9310, taken);
+      return { id, type: 'group' as const, title: `G${id}` };
+    });
     await says(groups[0]!, ann, '/draw a fox', 0);
     await until(
       () => backends.images.mostInFlight.get('one') ?? 0,
@@ -283,12 +313,16 @@ describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMis
       'the first drawing at the backend',
     );
     await says(groups[1]!, ann, '/draw a crow', 1);
-    // Four more users draw at once, alternately through the two processes.
-    const users = [0, 1, 2, 3].map((i) => ({
-      chat: { id: 9320 + i, type: 'private' as const, first_name: `U${i}` },
-      user: { id: 9320 + i, is_bot: false as const, first_name: `U${i}` },
-    }));
-    for (const [i, { chat, user }] of users.entries()) await says(chat, user, `/draw picture ${i}`, i % 2);
+    // Four more users draw at once, two in each process, each posting through the other one.
+    const users = [0, 1, 0, 1].map((p, i) => {
+      const id = chatRunIn(p, 9320, taken);
+      return {
+        chat: { id, type: 'private' as const, first_name: `U${i}` },
+        user: { id, is_bot: false as const, first_name: `U${i}` },
+      };
+    });
+    for (const [i, { chat, user }] of users.entries())
+      await says(chat, user, `/draw picture ${i}`, (i + 1) % 2);
 
     const chatIds = [...groups.map((g) => g.id), ...users.map((u) => u.chat.id)];
     const statusOf = (chatId: number) =>

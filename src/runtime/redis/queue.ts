@@ -61,7 +61,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`);
 
 /** FNV-1a: the same chat lands in the same stream in every process. */
-function partitionOf(key: string, partitions: number): number {
+export function partitionOf(key: string, partitions: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % partitions;
