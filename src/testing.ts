@@ -25,6 +25,7 @@ import type {
 } from './message.ts';
 import { HttpClient } from './runtime/http.ts';
 import type { ScheduledJob, ScheduleFilter } from './schedule.ts';
+import type { Slots } from './slots.ts';
 import { MemoryStore, type Store } from './store.ts';
 
 /** A clock that moves only when told. Timers run in time order; promises settle between them. */
@@ -297,6 +298,11 @@ export interface TestBotOptions {
   readonly scheduler?: { readonly pollMs?: number; readonly leaseMs?: number };
   /** The bot's redactor: give the logger the same one to see what reaches the log. */
   readonly redactor?: Redactor;
+  /**
+   * The plugins' `ctx.slots`. Default: none, as a bot in one process. Pass one `MemorySlots` to two
+   * kits to play two processes sharing their limits.
+   */
+  readonly slots?: Slots;
 }
 
 /** A bot running plugins against a mock adapter on a fake clock. */
@@ -336,6 +342,7 @@ export async function createTestBot(options: TestBotOptions): Promise<TestBot> {
     store: options.store ?? new MemoryStore({ clock: options.realTime ? systemClock : clock }),
     http: options.http ?? new HttpClient(),
     ...(options.scheduler && { scheduler: options.scheduler }),
+    ...(options.slots && { slots: options.slots }),
   });
   await bot.start();
   let nextMessage = 0;

@@ -6,6 +6,7 @@ import { plugin as ask } from '../../plugins/ask/index.ts';
 import { systemClock } from '../../src/clock.ts';
 import { RateLimitError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
+import { MemorySlots, type Slots } from '../../src/slots.ts';
 import { MemoryStore } from '../../src/store.ts';
 import { createTestBot, type MockAdapterOptions, type TestBot } from '../../src/testing.ts';
 import { type FakeLlm, startFakeLlm } from '../fakes/llm.ts';
@@ -36,7 +37,7 @@ const ollama = (name: string, extra: Record<string, unknown> = {}) => ({
 });
 
 let logs: string[] = [];
-async function start(config: Record<string, unknown>, adapter: MockAdapterOptions = {}) {
+async function start(config: Record<string, unknown>, adapter: MockAdapterOptions = {}, slots?: Slots) {
   logs = [];
   const kit = await createTestBot({
     log: createLogger({ level: 'debug', write: (line) => logs.push(line) }),
@@ -48,6 +49,7 @@ async function start(config: Record<string, unknown>, adapter: MockAdapterOption
     ],
     realTime: true,
     adapter,
+    ...(slots && { slots }),
   });
   kits.push(kit);
   return kit;
@@ -158,6 +160,27 @@ describe('ask: several models, cancel, limits', () => {
     const sentToC2 = kit.adapter.calls.find((c) => c.kind === 'send' && c.chat.id === 'c2');
     expect(sentToC2?.kind === 'send' && sentToC2.message.text).toBe('one: queued, 0 ahead');
     expect(kit.adapter.texts('c2')).toEqual(['first answer']);
+  });
+
+  it('with shared slots, two bots (two processes) keep one model’s concurrency and one user’s turns between them', async () => {
+    llm.script('one', { pieces: ['first ', 'answer'], gapMs: 50 });
+    const slots = new MemorySlots();
+    const config = { backends: [openai('one', { concurrency: 1 })] };
+    const [a, b] = [await start(config, {}, slots), await start(config, {}, slots)];
+    await Promise.all([
+      a.run(a.send('/ask a', { user: { id: 'u1' }, chat: { id: 'c1' } })),
+      b.run(b.send('/ask b', { user: { id: 'u2' }, chat: { id: 'c2' } })),
+      // u1 again, in another chat through the other bot: it waits for u1's first question.
+      b.run(b.send('/ask c', { user: { id: 'u1' }, chat: { id: 'c3' } })),
+    ]);
+    const firstTo = (kit: TestBot, chat: string) =>
+      kit.adapter.calls.find((c) => c.kind === 'send' && c.chat.id === chat);
+    const c2 = firstTo(b, 'c2');
+    expect(c2?.kind === 'send' && c2.message.text).toBe('one: queued, 0 ahead');
+    const c3 = firstTo(b, 'c3');
+    expect(c3?.kind === 'send' && c3.message.text).toMatch(/^1 more question/);
+    expect([answerOf(a, 'c1'), answerOf(b, 'c2')]).toEqual(['first answer', 'first answer']);
+    expect(answerOf(b, 'c3')).toContain('first answer');
   });
 
   it('keeps the platform budget through a long answer: no 429 from a server that enforces it', async () => {

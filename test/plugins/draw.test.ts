@@ -3,6 +3,7 @@ import { asImage, fillBody, fillUrl, pick, sniffImage } from '../../plugins/draw
 import { paintDemo } from '../../plugins/draw/demo.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { AdapterError, ConfigError, type OutgoingMessage } from '../../src/index.ts';
+import { MemorySlots, type Slots } from '../../src/slots.ts';
 import { createTestBot, type TestBot } from '../../src/testing.ts';
 import { type FakeImageBackends, labelOf, startFakeImageBackends } from '../fakes/images.ts';
 
@@ -36,7 +37,7 @@ const bytes = (name: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-async function start(config: Record<string, unknown>, options: { locale?: string } = {}) {
+async function start(config: Record<string, unknown>, options: { locale?: string; slots?: Slots } = {}) {
   const kit = await createTestBot({ plugins: [{ plugin: draw, config }], realTime: true, ...options });
   kits.push(kit);
   return kit;
@@ -319,6 +320,42 @@ describe('draw', () => {
       'You already have a drawing in progress. Wait for it, or /cancel it.',
     );
     expect(albums(refusing)).toHaveLength(1);
+  });
+
+  it('with shared slots, two bots (two processes) keep one backend’s concurrency and refuse a busy user in either', async () => {
+    fakes.set('one', 'ok', 150);
+    const slots = new MemorySlots();
+    const config = { backends: [bytes('one', { concurrency: 1 })] };
+    const [a, b] = [await start(config, { slots }), await start(config, { slots })];
+    await Promise.all([
+      a.run(a.send('/draw a0', { user: { id: 'u0' }, chat: { id: 'c0' } })),
+      b.run(b.send('/draw b1', { user: { id: 'u1' }, chat: { id: 'c1' } })),
+      a.run(a.send('/draw a2', { user: { id: 'u2' }, chat: { id: 'c2' } })),
+      b.run(b.send('/draw b3', { user: { id: 'u3' }, chat: { id: 'c3' } })),
+    ]);
+    expect(fakes.mostInFlight.get('one')).toBe(1);
+    expect([...albums(a), ...albums(b)]).toHaveLength(4);
+    const places = [a, b].flatMap((kit) =>
+      kit.adapter.calls.flatMap((c) =>
+        c.kind === 'edit'
+          ? [...(c.message.text ?? '').matchAll(/queued, (\d+) ahead/g)].map((m) => Number(m[1]))
+          : [],
+      ),
+    );
+    expect(Math.max(...places)).toBeGreaterThanOrEqual(1);
+
+    // whenBusy: refuse sees the user's drawing in the other bot.
+    const refusing = { whenBusy: 'refuse', backends: [bytes('one')] };
+    const shared = new MemorySlots();
+    const [c, d] = [await start(refusing, { slots: shared }), await start(refusing, { slots: shared })];
+    await Promise.all([
+      c.run(c.send('/draw first')),
+      d.run(d.send('/draw second', { chat: { id: 'other' } })),
+    ]);
+    expect([albums(c).length, albums(d).length].sort()).toEqual([0, 1]);
+    expect([...c.adapter.texts(), ...d.adapter.texts()]).toContain(
+      'You already have a drawing in progress. Wait for it, or /cancel it.',
+    );
   });
 
   it('a user’s waiting draws share one notice; past maxQueuedPerUser one refusal, then silence', async () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { sleep } from '../../src/clock.ts';
 import { CancelledError } from '../../src/errors.ts';
 import { createKeyedLimiter, createLimiter } from '../../src/limit.ts';
-import { FakeClock } from '../../src/testing.ts';
+import { MemorySlots } from '../../src/slots.ts';
+import { FakeClock, flush } from '../../src/testing.ts';
 
 describe('createLimiter', () => {
   it('tells each waiting caller its place, and updates it as the line moves', async () => {
@@ -72,5 +73,42 @@ describe('createKeyedLimiter', () => {
     expect(order).toEqual(['first', 'third']);
     expect(limiter.busy('ann')).toBe(false);
     expect(() => createKeyedLimiter(0)).toThrow(TypeError);
+  });
+});
+
+describe('createLimiter with slots', () => {
+  it('counts its slots in the seam: two limiters on one key share the capacity and one line', async () => {
+    const slots = new MemorySlots();
+    const here = createLimiter(1, { slots, key: 'backend:flux' });
+    const there = createLimiter(1, { slots, key: 'backend:flux' });
+    const release = await here.acquire();
+    expect([here.active, there.active]).toEqual([1, 0]);
+    const places: number[] = [];
+    let ran = false;
+    const waiting = there.run(
+      async () => {
+        ran = true;
+        return 'drawn';
+      },
+      { onQueued: (ahead) => places.push(ahead) },
+    );
+    await flush();
+    expect([ran, there.queued, places]).toEqual([false, 1, [0]]);
+    release();
+    expect(await waiting).toBe('drawn');
+    expect([here.active, there.active, there.queued]).toEqual([0, 0, 0]);
+  });
+
+  it('leaves the line when aborted, and needs a key', async () => {
+    const slots = new MemorySlots();
+    const limiter = createLimiter(1, { slots, key: 'k' });
+    const release = await limiter.acquire();
+    const controller = new AbortController();
+    const waiting = limiter.acquire({ signal: controller.signal });
+    controller.abort(new Error('stop'));
+    await expect(waiting).rejects.toThrow('stop');
+    expect(limiter.queued).toBe(0);
+    release();
+    expect(() => createLimiter(1, { slots })).toThrow('createLimiter: a key is needed with slots');
   });
 });
