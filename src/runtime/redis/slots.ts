@@ -49,10 +49,14 @@ redis.call('ZADD', KEYS[3], now + lease, token)
 for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], keep) end
 return rank - math.max(free, 0)`);
 
-/** KEYS: holders, line, waiter leases. ARGV: token. Leaves the line or gives the slot back. */
+/**
+ * KEYS: holders, line, waiter leases. ARGV: token, channel, key. Leaves the line or gives the slot
+ * back, and tells the waiters (in the same round trip).
+ */
 const releaseScript = new LuaScript(`
 local n = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`);
 
 /** KEYS: holders. ARGV: leaseMs, then the tokens held. Renews their leases if still held. */
@@ -222,8 +226,11 @@ export class RedisSlots implements Slots {
 
   async #release(key: string, token: string): Promise<void> {
     try {
-      await releaseScript.run(this.#redis, [`${key}:held`, `${key}:line`, `${key}:leases`], [token]);
-      await this.#redis.publish(this.#channel, key);
+      await releaseScript.run(
+        this.#redis,
+        [`${key}:held`, `${key}:line`, `${key}:leases`],
+        [token, this.#channel, key],
+      );
     } catch (error) {
       // The lease ends the slot anyway.
       this.#log?.warn('slot not released', { key, error });
