@@ -179,8 +179,11 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     // Jobs have ended once their last message went out: wait for the counters, then read them all.
     const scraped = await poll(
       () => get(`${base}/metrics`),
-      (r) => /chorus_jobs_total\{plugin="ask",command="ask",outcome="ok"\} 1/.test(r.body),
-      'the ask job counted',
+      // The ask job counted, and its last edits out of the outbox (they may trail the job's end).
+      (r) =>
+        /chorus_jobs_total\{plugin="ask",command="ask",outcome="ok"\} 1/.test(r.body) &&
+        /chorus_outbox_queue_depth\{adapter="telegram"\} 0\b/.test(r.body),
+      'the ask job counted and the outbox empty',
     );
     expect(scraped.status).toBe(200);
     expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/);
