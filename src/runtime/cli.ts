@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import type { AdapterDefinition } from '../adapter.ts';
 import { createBot, type PluginEntry } from '../bot.ts';
-import { ChorusError, ConfigError } from '../errors.ts';
+import { AdapterError, ChorusError, ConfigError } from '../errors.ts';
 import { createLogger, Redactor } from '../logger.ts';
 import { Metrics } from '../metrics.ts';
 import { validateConfig } from '../plugin.ts';
@@ -340,6 +340,18 @@ async function openSharedState(
   };
 }
 
+/** The messages of what caused `error`, outermost first, at most three. */
+function causesOf(error: unknown): string[] {
+  const messages: string[] = [];
+  let cause = error instanceof Error ? error.cause : undefined;
+  while (cause !== undefined && messages.length < 3) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (message) messages.push(message);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return messages;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.stdout.write('', () => process.exit(code));
@@ -361,6 +373,15 @@ main(process.argv.slice(2)).then(
     const text =
       error instanceof ChorusError ? `${error.name}(${error.code}): ${error.message}` : String(error);
     process.stderr.write(`chorus: ${redactor.redact(text)}\n`);
+    const causes = causesOf(error);
+    if (causes.length > 0) process.stderr.write(`chorus:   because: ${redactor.redact(causes.join(': '))}\n`);
+    if (error instanceof AdapterError) {
+      process.stderr.write(
+        error.remote
+          ? `chorus:   the platform refused: check adapters.${error.adapter} (its token, its ids)\n`
+          : `chorus:   the platform was not reached: check the network, a proxy (HTTPS_PROXY), and adapters.${error.adapter}'s api address\n`,
+      );
+    }
     if (!(error instanceof ChorusError) && error instanceof Error && error.stack) {
       process.stderr.write(`${redactor.redact(error.stack)}\n`);
     }
