@@ -6,6 +6,7 @@
  * project. A config problem prints one line per problem and exits with status 2, without a stack
  * trace.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AdapterDefinition } from '../adapter.ts';
 import { createBot, type PluginEntry } from '../bot.ts';
@@ -16,7 +17,7 @@ import { validateConfig } from '../plugin.ts';
 import { readConfig } from './config.ts';
 import { HttpClient } from './http.ts';
 import { HttpServer } from './http-server.ts';
-import { InitError, initProject } from './init.ts';
+import { InitError, initProject, packageRoot } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { mountObservability } from './observability.ts';
 import { RedisBudget } from './redis/budget.ts';
@@ -187,6 +188,17 @@ function parseArgs(argv: readonly string[]): Command {
   return { name: 'start', args };
 }
 
+/**
+ * How the new project gets Chorus: from the registry when this is the installed package; from a
+ * tarball of this clone when it runs from source (`chorus-bot` is not on the registry yet).
+ */
+function installStep(): string {
+  if (import.meta.url.endsWith('.js')) return '  npm install';
+  const root = packageRoot();
+  const { version } = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { version: string };
+  return `  npm install ${resolve(root, `chorus-bot-${version}.tgz`)}   # made by npm pack in ${root}`;
+}
+
 /** Writes a new project and says what to do next. */
 function init(dir: string): number {
   const { files } = initProject(dir);
@@ -196,7 +208,7 @@ function init(dir: string): number {
       '',
       'next:',
       `  cd ${dir}`,
-      '  npm install',
+      installStep(),
       "  npm test     # typecheck and the example plugin's tests",
       '  npm start    # the bot on the console: type /help or /status',
       '',
