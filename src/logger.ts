@@ -85,9 +85,13 @@ export class Redactor {
       );
       text = text.replace(this.#pattern, '***');
     }
-    return text
+    text = text
       .replace(/(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}/g, '***')
       .replace(/(Bearer|Bot)\s+[A-Za-z0-9._~+/=-]{16,}/g, '$1 ***');
+    // A password in a URL (`https://user:pw@host`), which no config key names as a secret.
+    if (text.includes('@') && text.includes('://'))
+      text = text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi, '$1***@');
+    return text;
   }
 }
 

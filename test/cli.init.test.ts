@@ -30,7 +30,10 @@ describe('chorus init', () => {
     expect(stdout).toContain(
       'chorus: wrote My Bot/: package.json, README.md, chorus.yaml, .gitignore, tsconfig.json, plugins/status/index.ts, plugins/status/status.test.ts',
     );
-    expect(stdout).toContain('\n  cd My Bot\n  npm install\n');
+    // From this clone (chorus-bot is not on the registry yet), the install step names the tarball.
+    expect(stdout).toContain(
+      `\n  cd My Bot\n  npm install ${join(root, 'chorus-bot-0.1.0.tgz')}   # made by npm pack in ${root}\n`,
+    );
     const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
       version: string;
       dependencies: Record<string, string>;

@@ -113,6 +113,26 @@ describe('chorus CLI', () => {
     ]);
   });
 
+  it('a platform that cannot be reached at start says why and what to check, without the token', async () => {
+    // A port that refuses connections: listen, note the port, close.
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    const token = '123456:ABCdefGhIJKlmnoPQRsTUVwxyz0123456789';
+    const file = configFile(
+      `adapters:\n  telegram:\n    token: \${TELEGRAM_BOT_TOKEN}\n    apiRoot: http://127.0.0.1:${port}\nplugins:\n  help: {}\n`,
+    );
+    const { code, stderr } = chorus(['--config', file], '', { TELEGRAM_BOT_TOKEN: token });
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n').slice(-3);
+    expect(lines[0]).toBe('chorus: AdapterError(ADAPTER_NETWORK): telegram unreachable (getMe)');
+    expect(lines[1]).toMatch(/^chorus: {3}because: /);
+    expect(lines[2]).toContain('the platform was not reached: check the network, a proxy (HTTPS_PROXY)');
+    expect(stderr).not.toContain(token.split(':')[1]);
+  });
+
   it('an unknown command-line flag prints the usage and exits 2', () => {
     const { code, stdout, stderr } = chorus(['--confg', 'x.yaml'], '');
     expect(code).toBe(2);

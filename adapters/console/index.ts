@@ -31,6 +31,12 @@ export interface ConsoleAdapterOptions {
   readonly imageDir?: string;
   /** The console user's display name. Default `you`. */
   readonly userName?: string;
+  /**
+   * When the input ends (a script piped in is done, Ctrl-D): `stop` the bot once its jobs finish
+   * (the default), or `continue` with the other adapters (a bot run by a service manager, whose
+   * input is empty).
+   */
+  readonly onInputEnd?: 'stop' | 'continue';
   /** Draw for a terminal: live regions, and log lines above them. Default: when the output is a TTY. */
   readonly tty?: boolean;
   /** On a terminal, a prompt where the line is edited (arrows, history). Default: when the input is a TTY too. */
@@ -161,7 +167,17 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
         };
         host.receive(message).catch((error: unknown) => host.log.error('handling a line failed', { error }));
       });
-      lines.once('close', () => host.inputEnded());
+      lines.once('close', () => {
+        if (options.onInputEnd === 'continue') {
+          host.log.info('console input ended; the other adapters go on', { adapter: name });
+          return;
+        }
+        host.log.info(
+          'console input ended: stopping once the running jobs finish (adapters.console.onInputEnd: continue keeps the bot running without a terminal)',
+          { adapter: name },
+        );
+        host.inputEnded();
+      });
       return { id: 'chorus', username: 'chorus', name: 'Chorus' };
     },
 
@@ -204,6 +220,7 @@ export function createConsoleAdapter(options: ConsoleAdapterOptions = {}): Adapt
 export const consoleConfig = z.strictObject({
   imageDir: z.string().min(1).default('.chorus/images'),
   userName: z.string().min(1).default('you'),
+  onInputEnd: z.enum(['stop', 'continue']).default('stop'),
 });
 
 /** The `console` adapter type, as the config names it under `adapters:`. */

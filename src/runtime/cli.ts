@@ -6,17 +6,18 @@
  * project. A config problem prints one line per problem and exits with status 2, without a stack
  * trace.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AdapterDefinition } from '../adapter.ts';
 import { createBot, type PluginEntry } from '../bot.ts';
-import { ChorusError, ConfigError } from '../errors.ts';
+import { AdapterError, ChorusError, ConfigError } from '../errors.ts';
 import { createLogger, Redactor } from '../logger.ts';
 import { Metrics } from '../metrics.ts';
 import { validateConfig } from '../plugin.ts';
 import { readConfig } from './config.ts';
 import { HttpClient } from './http.ts';
 import { HttpServer } from './http-server.ts';
-import { InitError, initProject } from './init.ts';
+import { InitError, initProject, packageRoot } from './init.ts';
 import { type LoaderOptions, loadAdapter, loadPlugin } from './loader.ts';
 import { mountObservability } from './observability.ts';
 import { RedisBudget } from './redis/budget.ts';
@@ -188,6 +189,17 @@ function parseArgs(argv: readonly string[]): Command {
   return { name: 'start', args };
 }
 
+/**
+ * How the new project gets Chorus: from the registry when this is the installed package; from a
+ * tarball of this clone when it runs from source (`chorus-bot` is not on the registry yet).
+ */
+function installStep(): string {
+  if (import.meta.url.endsWith('.js')) return '  npm install';
+  const root = packageRoot();
+  const { version } = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { version: string };
+  return `  npm install ${resolve(root, `chorus-bot-${version}.tgz`)}   # made by npm pack in ${root}`;
+}
+
 /** Writes a new project and says what to do next. */
 function init(dir: string): number {
   const { files } = initProject(dir);
@@ -197,7 +209,7 @@ function init(dir: string): number {
       '',
       'next:',
       `  cd ${dir}`,
-      '  npm install',
+      installStep(),
       "  npm test     # typecheck and the example plugin's tests",
       '  npm start    # the bot on the console: type /help or /status',
       '',
@@ -345,6 +357,18 @@ async function openSharedState(
   };
 }
 
+/** The messages of what caused `error`, outermost first, at most three. */
+function causesOf(error: unknown): string[] {
+  const messages: string[] = [];
+  let cause = error instanceof Error ? error.cause : undefined;
+  while (cause !== undefined && messages.length < 3) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (message) messages.push(message);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return messages;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.stdout.write('', () => process.exit(code));
@@ -366,6 +390,15 @@ main(process.argv.slice(2)).then(
     const text =
       error instanceof ChorusError ? `${error.name}(${error.code}): ${error.message}` : String(error);
     process.stderr.write(`chorus: ${redactor.redact(text)}\n`);
+    const causes = causesOf(error);
+    if (causes.length > 0) process.stderr.write(`chorus:   because: ${redactor.redact(causes.join(': '))}\n`);
+    if (error instanceof AdapterError) {
+      process.stderr.write(
+        error.remote
+          ? `chorus:   the platform refused: check adapters.${error.adapter} (its token, its ids)\n`
+          : `chorus:   the platform was not reached: check the network, a proxy (HTTPS_PROXY), and adapters.${error.adapter}'s api address\n`,
+      );
+    }
     if (!(error instanceof ChorusError) && error instanceof Error && error.stack) {
       process.stderr.write(`${redactor.redact(error.stack)}\n`);
     }

@@ -90,6 +90,31 @@ describe('console adapter', () => {
     expect(lines.indexOf('work done')).toBeGreaterThan(lines.indexOf('hello there'));
   });
 
+  it('with onInputEnd: continue, an empty input (a service manager) leaves the bot running', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const logs: string[] = [];
+    const adapter = createConsoleAdapter({
+      input,
+      output,
+      imageDir: mkdtempSync(join(tmpdir(), 'chorus-console-')),
+      tty: false,
+      onInputEnd: 'continue',
+    });
+    const bot = createBot({
+      adapters: [adapter],
+      plugins: [{ plugin }],
+      log: createLogger({ level: 'info', write: (line) => logs.push(line) }),
+    });
+    await bot.start();
+    input.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(logs.some((line) => line.includes('console input ended; the other adapters go on'))).toBe(true);
+    expect(bot.readiness().ready).toBe(true);
+    await bot.stop();
+  });
+
   it('normalizes to one private console chat and knows image types by their bytes', () => {
     expect(consoleChat('console')).toEqual({
       adapter: 'console',

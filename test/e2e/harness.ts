@@ -107,16 +107,16 @@ export function startChorus(
   };
 }
 
-/** Polls `read` until `ok` holds; fails after `ms` saying what it waited for. */
+/** Polls `read` (a value, or a promise of one) until `ok` holds; fails after `ms` saying what it waited for. */
 export async function until<T>(
-  read: () => T,
+  read: () => T | Promise<T>,
   ok: (value: T) => boolean,
   what: string,
   ms = 15_000,
 ): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const value = read();
+    const value = await read();
     if (ok(value)) return value;
     if (Date.now() > deadline)
       throw new Error(`waited ${ms} ms for ${what}; last seen: ${JSON.stringify(value)}`);

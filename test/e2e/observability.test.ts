@@ -75,22 +75,6 @@ async function get(url: string): Promise<{ status: number; type: string; body: s
   };
 }
 
-/** Asks `read` again until `ok` holds; fails after `ms` with the last answer. */
-async function poll<T>(
-  read: () => Promise<T>,
-  ok: (value: T) => boolean,
-  what: string,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`waited ${ms} ms for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 async function world() {
   const telegram = await new FakeTelegram().start();
   const backends = await startBackends();
@@ -150,7 +134,7 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     expect(startingBody.waiting).toContain('adapter:telegram');
 
     await bot.waitFor(/"msg":"adapter ready"/);
-    const ready = await poll(
+    const ready = await until(
       () => get(`${base}/readyz`),
       (r) => r.status !== 503,
       'ready',
@@ -177,10 +161,13 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     await until(texts, (t) => t.some((text) => text.includes('Rayleigh scattering.')), 'the answer');
 
     // Jobs have ended once their last message went out: wait for the counters, then read them all.
-    const scraped = await poll(
+    const scraped = await until(
       () => get(`${base}/metrics`),
-      (r) => /chorus_jobs_total\{plugin="ask",command="ask",outcome="ok"\} 1/.test(r.body),
-      'the ask job counted',
+      // The ask job counted, and its last edits out of the outbox (they may trail the job's end).
+      (r) =>
+        /chorus_jobs_total\{plugin="ask",command="ask",outcome="ok"\} 1/.test(r.body) &&
+        /chorus_outbox_queue_depth\{adapter="telegram"\} 0\b/.test(r.body),
+      'the ask job counted and the outbox empty',
     );
     expect(scraped.status).toBe(200);
     expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -261,7 +248,7 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     w.telegram.userSays(privateChat, ann, '/draw a slow cat');
     await until(texts, (t) => t.some((text) => text.startsWith('Drawing')), 'a draw under way');
     bot.child.kill('SIGTERM');
-    const stopping = await poll(
+    const stopping = await until(
       () => get(`${base}/readyz`),
       (r) => r.status === 503,
       'not ready',
@@ -349,7 +336,7 @@ describe('npm start with metrics, health endpoints and JSON logs', () => {
     const w = await world();
     const bot = run(w);
     const base = await serverUrl(bot);
-    await poll(
+    await until(
       () => get(`${base}/readyz`),
       (r) => r.status === 200,
       'ready',

@@ -50,24 +50,16 @@ const albums = (kit: TestBot, chatId?: string) =>
   );
 const labels = (message: OutgoingMessage) =>
   (message.images ?? []).map((image) => ('data' in image ? labelOf(image.data) : image.url));
-/** Retries `check` for up to five seconds: for what a busy machine may take a while to do. */
+/**
+ * Retries `check` every 10 ms for up to five seconds: for what a busy machine may take a while to
+ * do, and for the server, which learns of an abort a moment after the client.
+ */
 async function waitFor(check: () => void): Promise<void> {
   for (let i = 0; ; i++) {
     try {
       return check();
     } catch (error) {
       if (i >= 500) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
-/** Retries `check` for up to a second: the server learns of an abort a moment after the client. */
-async function eventually(check: () => void): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      return check();
-    } catch (error) {
-      if (i >= 100) throw error;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
@@ -202,7 +194,7 @@ describe('draw', () => {
         '✗ text: sent something that is not an image',
       ].sort(),
     );
-    await eventually(() => expect(fakes.server.aborted).toContain('/bytes/hang'));
+    await waitFor(() => expect(fakes.server.aborted).toContain('/bytes/hang'));
   });
 
   it('an album the platform refuses becomes a note in the status; the other backends’ albums still go out', async () => {
@@ -233,7 +225,7 @@ describe('draw', () => {
     await waitFor(() => expect(albums(kit)).toHaveLength(1));
     await kit.run(kit.send('/cancel'));
     await kit.run(job);
-    await eventually(() => expect(fakes.server.aborted.sort()).toEqual(['/bytes/a', '/json/b']));
+    await waitFor(() => expect(fakes.server.aborted.sort()).toEqual(['/bytes/a', '/json/b']));
     const status = statusOf(kit);
     expect(status.final).toBe(true);
     expect(status.text.split('\n')).toEqual([
@@ -254,7 +246,7 @@ describe('draw', () => {
     await job;
     expect(statusOf(kit).final).toBe(true);
     expect(statusOf(kit).text).toMatch(/^Cancelled: 0\/1/);
-    await eventually(() => expect(fakes.server.aborted).toEqual(['/bytes/a']));
+    await waitFor(() => expect(fakes.server.aborted).toEqual(['/bytes/a']));
   });
 
   it('50 users drawing at once each get exactly their own images, in their own chat', async () => {

@@ -21,6 +21,24 @@ describe('logger', () => {
     expect(text).toContain('BackendError(BACKEND_STATUS)');
   });
 
+  it('masks the password of a URL, whatever the scheme, and keeps the rest readable', () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (line) => lines.push(line) });
+    log.warn(
+      'Request cannot be constructed from a URL that includes credentials: http://user:pw-SECRET@127.0.0.1:9/v1',
+    );
+    log.info('connected', {
+      url: 'redis://default:hunter2-long@cache.internal:6379/0',
+      mail: 'ann@example.org',
+    });
+    const text = lines.join('\n');
+    expect(text).not.toContain('pw-SECRET');
+    expect(text).not.toContain('hunter2-long');
+    expect(text).toContain('http://***@127.0.0.1:9/v1');
+    expect(text).toContain('redis://***@cache.internal:6379/0');
+    expect(text).toContain('ann@example.org');
+  });
+
   it('filters by level and scopes child loggers', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'warn', write: (line) => lines.push(line) }).child('draw');
