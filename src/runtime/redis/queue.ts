@@ -25,7 +25,7 @@ export interface RedisWorkQueueOptions {
   readonly prefix?: string;
   /** How many streams the chats are spread over: the most processes that can share the work. Default 16. */
   readonly partitions?: number;
-  /** How long a stream stays with a process that stopped renewing its lease. Default 3 s. */
+  /** How long a stream stays with a process that stopped renewing its lease. Default 10 s: a process stalled by a busy machine keeps its streams, and runs nothing twice. */
   readonly leaseMs?: number;
   /** Most messages one process has started and not yet seen end. Default 256. */
   readonly maxInFlight?: number;
@@ -121,7 +121,7 @@ export class RedisWorkQueue implements WorkQueue {
     this.#redis = redis;
     this.#prefix = `${options.prefix ?? 'chorus:'}work:`;
     this.#partitions = options.partitions ?? 16;
-    this.#leaseMs = options.leaseMs ?? 3_000;
+    this.#leaseMs = options.leaseMs ?? 10_000;
     this.#maxInFlight = options.maxInFlight ?? 256;
     this.#seenMs = options.seenMs ?? 60 * 60 * 1000;
     this.#log = options.log;
