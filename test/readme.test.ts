@@ -63,6 +63,37 @@ describe('README', () => {
     }
   }, 60_000);
 
+  it('has the lines for several processes take, beside a webhook adapter, a port and a Redis URL from the environment', () => {
+    const fragment = [...readme.matchAll(/```ya?ml\n(.*?)```/gs)]
+      .map((match) => match[1]!)
+      .find((block) => /^state:\n {2}redis:/m.test(block) && !/^adapters:/m.test(block));
+    expect(fragment).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-readme-'));
+    const file = join(dir, 'several.yaml');
+    writeFileSync(
+      file,
+      `${fragment}adapters:\n  telegram:\n    token: \${TELEGRAM_BOT_TOKEN}\n    mode: webhook\n` +
+        '    webhook: { url: "https://bot.example.com/telegram", path: /telegram, secretToken: s3cret-s3cret }\n',
+    );
+    const result = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', resolve(root, 'src/runtime/cli.ts'), '--check', '--config', file],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          PORT: '8081',
+          REDIS_URL: 'redis://127.0.0.1:6379',
+          TELEGRAM_BOT_TOKEN: '123456789:AAHplaceholderplaceholderplace',
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^chorus: config ok: /);
+  });
+
   it('lists every folder in its layout table', () => {
     const layout = readme.slice(readme.indexOf('## Project layout'), readme.indexOf('## Benchmarks'));
     const folders = ['.', 'adapters', 'plugins', 'test'].flatMap((parent) =>
