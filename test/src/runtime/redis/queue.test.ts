@@ -3,12 +3,11 @@
  * would hold them: each chat's messages in order and once, a redelivery dropped, the messages of a
  * queue that died taken over, and a queue that stops leaving what it had not started to the other.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IncomingMessage } from '../../../../src/message.ts';
-import { connectRedis, type RedisClient } from '../../../../src/runtime/redis/connection.ts';
 import { RedisWorkQueue } from '../../../../src/runtime/redis/queue.ts';
 import type { WorkHandler } from '../../../../src/work.ts';
-import { redisMissing, startRedis, type TestRedis } from './server.ts';
+import { redisMissing, useTestRedis } from './server.ts';
 
 const message = (chat: number, id: number): IncomingMessage => ({
   id: String(id),
@@ -47,21 +46,10 @@ if (redisMissing) {
     it('needs redis-server', () => {});
   });
 } else {
-  let redis: TestRedis;
-  const clients: RedisClient[] = [];
+  const redis = useTestRedis();
+  /** A new connection; each test keeps to a prefix of its own, so it starts from an empty state. */
+  const connect = () => redis.connect();
   let runs = 0;
-  const connect = async () => {
-    const client = await connectRedis(redis.url);
-    clients.push(client);
-    return client;
-  };
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    for (const client of clients) client.disconnect();
-    await redis?.stop();
-  });
 
   describe('RedisWorkQueue', () => {
     it('hands each message to one of two queues once, in order within its chat, and drops a redelivery', async () => {

@@ -1,20 +1,23 @@
 /**
  * A real Redis for tests: Debian's `redis-server`, started on a unix socket in a temporary folder
  * (nothing to collide with on the machine), with no persistence, and stopped when done. Tests
- * that need it skip with a clear message only when `redis-server` is not installed (`.ci/run`
- * installs it).
+ * that need it skip with a clear message only when `redis-server` is not installed; in CI
+ * (`CHORUS_SYSTEM_TESTS=require`, which `.ci/run` sets after installing it) they never skip.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { connectRedis, type RedisClient } from '../../../../src/runtime/redis/connection.ts';
 
 const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((path) => existsSync(path));
 
 /** Why Redis tests cannot run here, or `undefined` when they can. */
-export const redisMissing: string | undefined = binary
-  ? undefined
-  : 'redis-server is not installed (apt-get install -y redis-server; .ci/run does it)';
+export const redisMissing: string | undefined =
+  binary || process.env.CHORUS_SYSTEM_TESTS === 'require'
+    ? undefined
+    : 'redis-server is not installed (apt-get install -y redis-server; .ci/run does it)';
 
 /** A running redis-server of a test's own. */
 export interface TestRedis {
@@ -74,4 +77,31 @@ export async function startRedis(): Promise<TestRedis> {
 /** Runs one redis-cli command against `redis` (for counts the tests read, like INFO). */
 export function redisCli(redis: TestRedis, ...args: string[]): string {
   return spawnSync('redis-cli', ['-s', redis.socket, ...args], { encoding: 'utf8' }).stdout;
+}
+
+/**
+ * One redis-server for a test file, started before its tests and stopped after them, with every
+ * connection `connect()` made closed then.
+ */
+export function useTestRedis(): { readonly url: string; connect(): Promise<RedisClient> } {
+  let redis: TestRedis | undefined;
+  const clients: RedisClient[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await redis?.stop();
+  });
+  return {
+    get url() {
+      if (!redis) throw new Error('the test redis-server has not started');
+      return redis.url;
+    },
+    async connect() {
+      const client = await connectRedis(this.url);
+      clients.push(client);
+      return client;
+    },
+  };
 }

@@ -2,9 +2,9 @@
  * The Redis implementations of the Store, Budget and Jobs seams, run through the same contract
  * suites as the embedded ones, against a real redis-server.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RedisBudget } from '../../../../src/runtime/redis/budget.ts';
-import { connectRedis, type RedisClient } from '../../../../src/runtime/redis/connection.ts';
+import { connectRedis } from '../../../../src/runtime/redis/connection.ts';
 import { openRedisJobs, type RedisJobs } from '../../../../src/runtime/redis/jobs.ts';
 import { RedisSlots } from '../../../../src/runtime/redis/slots.ts';
 import { RedisStore } from '../../../../src/runtime/redis/store.ts';
@@ -13,29 +13,17 @@ import { budgetContract } from '../../budget.contract.ts';
 import { jobsContract } from '../../jobs.contract.ts';
 import { slotsContract } from '../../slots.contract.ts';
 import { storeContract } from '../../store.contract.ts';
-import { redisMissing, startRedis, type TestRedis } from './server.ts';
+import { redisMissing, useTestRedis } from './server.ts';
 
 if (redisMissing) {
   describe.skip(`Redis seams: ${redisMissing}`, () => {
     it('needs redis-server', () => {});
   });
 } else {
-  let redis: TestRedis;
-  const clients: RedisClient[] = [];
+  const redis = useTestRedis();
+  /** A new connection; each test keeps to a prefix of its own, so it starts from an empty state. */
+  const connect = () => redis.connect();
   let runs = 0;
-  /** A new connection and a prefix of its own, so each test starts from an empty state. */
-  const connect = async () => {
-    const client = await connectRedis(redis.url);
-    clients.push(client);
-    return client;
-  };
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    for (const client of clients) client.disconnect();
-    await redis?.stop();
-  });
 
   storeContract('redis', async (clock) => {
     const prefix = `t${++runs}:`;
