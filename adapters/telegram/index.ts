@@ -325,6 +325,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     return { chat, ids: [String(sent.message_id)] };
   }
 
+  const loadHandled = (h: AdapterHost) =>
+    HandledUpdates.load(h.store, botId, { onError: (what, error) => h.log.warn(what, { error }) });
+
   /** Polls while this process holds the bot's polling lease; waits for it otherwise. */
   async function pollUnderLease(h: AdapterHost): Promise<void> {
     while (!intake.signal.aborted) {
@@ -337,6 +340,8 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         continue;
       }
       h.log.info('this process polls telegram');
+      // What the last holder took and held since this process started: read now, not at start.
+      handled = await loadHandled(h);
       const lost = new AbortController();
       const running = poll(h, AbortSignal.any([intake.signal, lost.signal]));
       const renew = setInterval(() => {
@@ -384,9 +389,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       // Behind several processes, a webhook's update goes to the shared work queue, which drops one
       // it has queued before: a store entry per update here would only cost a write each.
       if (!(config.mode === 'webhook' && h.shared)) {
-        handled = await HandledUpdates.load(h.store, botId, {
-          onError: (what, error) => h.log.warn(what, { error }),
-        });
+        handled = await loadHandled(h);
       }
       // getMe directly, not bot.init(): init retries network errors forever, and a bot that cannot
       // reach Telegram at start should say so.
