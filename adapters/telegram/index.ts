@@ -10,37 +10,31 @@
  * day are kept in the store per bot, so one that comes again after a crash is recognised.
  */
 import { autoRetry } from '@grammyjs/auto-retry';
-import { type ApiClientOptions, Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
-import type { InputMediaPhoto, Message } from 'grammy/types';
+import { type Api, type ApiClientOptions, Bot, GrammyError, webhookCallback } from 'grammy';
 import { fetch } from 'undici';
 import { type Adapter, type AdapterHost, defineAdapter, type EditOptions } from '../../src/adapter.ts';
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { CommandSpec } from '../../src/commands.ts';
-import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { AdapterError } from '../../src/errors.ts';
 import { readBytes } from '../../src/http.ts';
-import type {
-  BotIdentity,
-  ChatAddress,
-  ImageRef,
-  OutgoingImage,
-  OutgoingMessage,
-  SentMessage,
-} from '../../src/message.ts';
+import type { BotIdentity, ImageRef } from '../../src/message.ts';
 import { type TelegramAdapterOptions, telegramConfig } from './config.ts';
-import { markdownToTelegramHtml } from './markdown.ts';
-import { albumChunks, inlineKeyboard, normalizeCallback, normalizeMessage } from './normalize.ts';
+import { normalizeCallback, normalizeMessage } from './normalize.ts';
 import { pollUpdates } from './polling.ts';
+import { createTelegramSender, planSend } from './send.ts';
 import { HandledUpdates } from './state.ts';
 import { createBotApiTransport } from './transport.ts';
 
 export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
-const photoLimit = 10 * 1024 * 1024;
 /**
  * With several processes (`state.redis`), one polls at a time: it holds a lease in the store for
  * this long and renews it every third of it; when it dies, another takes over within about this.
  */
 const pollLeaseMs = 4_000;
+
+/** grammY types its signals as a polyfill's; a standard AbortSignal is what it takes. */
+const grammySignal = (signal: AbortSignal) => signal as Parameters<Api['getUpdates']>[1];
 
 /** Creates a Telegram adapter. */
 export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter {
@@ -110,14 +104,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   /** Long polling until `signal` aborts: the webhook is removed first (Telegram refuses both). */
   async function poll(h: AdapterHost, signal: AbortSignal): Promise<void> {
     try {
-      await call('deleteWebhook', () => bot.api.deleteWebhook({ drop_pending_updates: false }));
       await pollUpdates(
         {
+          prepare: (abort) =>
+            bot.api.deleteWebhook({ drop_pending_updates: false }, grammySignal(abort)).then(() => {}),
           getUpdates: (offset, abort) =>
             bot.api.getUpdates(
               { offset, limit: 100, timeout: 30, allowed_updates: updateTypes },
-              // grammY types its signal as a polyfill's; a standard AbortSignal is what it takes.
-              abort as Parameters<typeof bot.api.getUpdates>[1],
+              grammySignal(abort),
             ),
           confirm: async (offset) => {
             // Not when another process polls now: a second poll would cut its poll short.
@@ -186,144 +180,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   });
   bot.catch((error) => host?.log.error('telegram update failed', { error: error.error }));
 
-  /** Maps grammY's errors to Chorus's: a 429 becomes a RateLimitError, the rest AdapterErrors. */
-  const call = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
-    try {
-      return await request();
-    } catch (error) {
-      if (error instanceof GrammyError) {
-        if (error.error_code === 429) {
-          throw new RateLimitError(
-            (error.parameters.retry_after ?? 1) * 1000,
-            `telegram: ${error.description}`,
-            { cause: error },
-          );
-        }
-        throw new AdapterError(name, `telegram refused ${what}: ${error.description}`, {
-          remote: true,
-          cause: error,
-        });
-      }
-      if (error instanceof HttpError)
-        throw new AdapterError(name, `telegram unreachable (${what})`, { remote: false, cause: error });
-      throw error;
-    }
-  };
-  const isParseError = (error: unknown) =>
-    error instanceof AdapterError &&
-    error.cause instanceof GrammyError &&
-    /can't parse entities/.test(error.cause.description);
-
-  /** Sends `text` as HTML rendered from Markdown, falling back to plain text if Telegram rejects it. */
-  const withFormat = async <T>(
-    message: OutgoingMessage,
-    text: string,
-    send: (text: string, parseMode?: 'HTML') => Promise<T>,
-  ) => {
-    if (message.format !== 'markdown') return send(text);
-    try {
-      return await send(markdownToTelegramHtml(text), 'HTML');
-    } catch (error) {
-      if (!isParseError(error)) throw error;
-      host?.log.debug('HTML rejected, sending plain text', { error });
-      return send(text);
-    }
-  };
-
-  const target = (chat: ChatAddress, message: OutgoingMessage) => ({
-    ...(chat.threadId !== undefined && { message_thread_id: Number(chat.threadId) }),
-    ...(message.replyTo !== undefined && {
-      reply_parameters: { message_id: Number(message.replyTo), allow_sending_without_reply: true },
-    }),
-  });
-
-  const inputFile = (image: OutgoingImage, index: number): InputFile | string =>
-    'url' in image
-      ? image.url
-      : new InputFile(
-          image.data,
-          image.filename ?? `image-${index + 1}.${image.mimeType?.split('/')[1] ?? 'png'}`,
-        );
-
-  /**
-   * One API call per piece: photos in albums of 2-10 (a lone one as a photo), pictures over 10 MB
-   * as documents, and a caption over 1024 characters as its own text message after them. Buttons
-   * go on a lone photo or document; albums cannot carry them, so after an album they come on a
-   * text message of their own, with the caption (or an arrow pointing up at the pictures).
-   */
-  function planSend(message: OutgoingMessage): OutgoingMessage[] {
-    const images = message.images ?? [];
-    if (images.length === 0) return [message];
-    const caption = message.text ?? '';
-    const fits = caption.length <= 1024;
-    const base = {
-      ...(message.replyTo !== undefined && { replyTo: message.replyTo }),
-      ...(message.format && { format: message.format }),
-    };
-    const photos = images.filter((image) => 'url' in image || image.data.length <= photoLimit);
-    const documents = images.filter((image) => !('url' in image) && image.data.length > photoLimit);
-    const parts: OutgoingMessage[] = [...albumChunks(photos), ...documents.map((document) => [document])].map(
-      (chunk) => ({
-        ...base,
-        images: chunk,
-      }),
-    );
-    const buttons = message.buttons?.length ? { buttons: message.buttons } : {};
-    const single = parts.length === 1 && parts[0]!.images!.length === 1;
-    const trailing = !fits || (message.buttons?.length && !single);
-    if (!trailing) parts[0] = { ...parts[0], ...(caption && { text: caption }), ...buttons };
-    else parts.push({ ...base, text: caption || '⬆', ...buttons });
-    return parts;
-  }
-
-  /** Sends one planned piece: a photo, a media group, a document. */
-  async function sendImages(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
-    const chatId = Number(chat.id);
-    const images = message.images ?? [];
-    const first = images[0]!;
-    // The caption is rendered like a text (Markdown to HTML, plain if Telegram refuses the HTML).
-    const captioned = (text: string, parseMode?: 'HTML') =>
-      text ? { caption: text, ...(parseMode && { parse_mode: parseMode }) } : {};
-    if (images.length === 1) {
-      const large = !('url' in first) && first.data.length > photoLimit;
-      const extra = (text: string, parseMode?: 'HTML') => ({
-        ...target(chat, message),
-        ...captioned(text, parseMode),
-        ...(message.buttons?.length && { reply_markup: inlineKeyboard(message.buttons) }),
-      });
-      const sent = await withFormat<{ message_id: number }>(message, message.text ?? '', (text, parseMode) =>
-        large
-          ? call('sendDocument', () =>
-              bot.api.sendDocument(chatId, inputFile(first, 0), extra(text, parseMode)),
-            )
-          : call('sendPhoto', () => bot.api.sendPhoto(chatId, inputFile(first, 0), extra(text, parseMode))),
-      );
-      return { chat, ids: [String(sent.message_id)] };
-    }
-    const sent = await withFormat(message, message.text ?? '', (text, parseMode) => {
-      const media: InputMediaPhoto[] = images.map((image, index) => ({
-        type: 'photo',
-        media: inputFile(image, index),
-        ...(index === 0 ? captioned(text, parseMode) : {}),
-      }));
-      return call('sendMediaGroup', () => bot.api.sendMediaGroup(chatId, media, target(chat, message)));
-    });
-    return { chat, ids: sent.map((m) => String(m.message_id)) };
-  }
-
-  async function sendText(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
-    const sent: Message.TextMessage = await withFormat(message, message.text ?? '', (text, parseMode) =>
-      call('sendMessage', () =>
-        bot.api.sendMessage(Number(chat.id), text, {
-          ...target(chat, message),
-          ...(parseMode && { parse_mode: parseMode }),
-          ...(message.buttons?.length && { reply_markup: inlineKeyboard(message.buttons) }),
-          link_preview_options: { is_disabled: true },
-        }),
-      ),
-    );
-    return { chat, ids: [String(sent.message_id)] };
-  }
+  const { call, send, edit } = createTelegramSender(bot.api, name, () => host?.log);
 
   const loadHandled = (h: AdapterHost) =>
     HandledUpdates.load(h.store, botId, { onError: (what, error) => h.log.warn(what, { error }) });
@@ -450,24 +307,9 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
     admits: (message) => allowed(message.chat.id, message.sender.id),
 
     /** Sends one piece of `planSend` (the outbox plans once). */
-    send: (chat, part) => (part.images?.length ? sendImages(chat, part) : sendText(chat, part)),
+    send,
 
-    async edit(chat: ChatAddress, messageId: string, message: OutgoingMessage, _options: EditOptions) {
-      try {
-        await withFormat(message, message.text ?? '', (text, parseMode) =>
-          call('editMessageText', () =>
-            bot.api.editMessageText(Number(chat.id), Number(messageId), text, {
-              ...(parseMode && { parse_mode: parseMode }),
-              ...(message.buttons && { reply_markup: inlineKeyboard(message.buttons) }),
-              link_preview_options: { is_disabled: true },
-            }),
-          ),
-        );
-      } catch (error) {
-        if (error instanceof AdapterError && /message is not modified/.test(error.message)) return;
-        throw error;
-      }
-    },
+    edit: (chat, messageId, message, _options: EditOptions) => edit(chat, messageId, message),
 
     async sendTyping(chat) {
       await call('sendChatAction', () =>

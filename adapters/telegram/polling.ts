@@ -16,6 +16,8 @@ import type { HandledUpdates } from './state.ts';
 
 /** What {@link pollUpdates} needs: how to ask Telegram, how to take an update, where to keep them. */
 export interface PollOptions {
+  /** Run first, retried like an ask (the adapter removes a webhook: Telegram refuses polls beside one). */
+  prepare?(signal: AbortSignal): Promise<void>;
   /** Asks Telegram for the updates from `offset` on (a long poll); rejects when `signal` aborts. */
   getUpdates(offset: number, signal: AbortSignal): Promise<Update[]>;
   /**
@@ -42,20 +44,16 @@ export interface PollOptions {
  */
 export async function pollUpdates(options: PollOptions, signal: AbortSignal): Promise<void> {
   const { handled } = options;
-  for (const update of handled.held()) await options.take(update);
-  let offset = 0;
   let failures = 0;
-  /** The next batch, `undefined` once polling stops. Never rejects but with a reason to stop. */
-  const ask = async (from: number): Promise<Update[] | undefined> => {
-    // getUpdates with an offset confirms every update before it: what was taken or held is saved first.
-    await handled.flush();
+  /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once polling stops. */
+  const retrying = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
     for (;;) {
       if (signal.aborted) return undefined;
       try {
-        const updates = await options.getUpdates(from, signal);
+        const result = await attempt();
         if (failures > 0) options.onRecovered?.();
         failures = 0;
-        return updates;
+        return result;
       } catch (error) {
         if (signal.aborted) return undefined;
         const delay = options.retryDelayMs(error, failures++);
@@ -63,6 +61,15 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
       }
     }
   };
+  /** The next batch, `undefined` once polling stops. Never rejects but with a reason to stop. */
+  const ask = async (from: number): Promise<Update[] | undefined> => {
+    // getUpdates with an offset confirms every update before it: what was taken or held is saved first.
+    await handled.flush();
+    return retrying(() => options.getUpdates(from, signal));
+  };
+  for (const update of handled.held()) await options.take(update);
+  let offset = 0;
+  if (options.prepare) await retrying(() => options.prepare!(signal));
   let next = ask(offset);
   try {
     for (;;) {

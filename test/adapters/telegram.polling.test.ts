@@ -196,14 +196,18 @@ describe('telegram long polling', () => {
     expect(next.held()).toEqual([]);
   });
 
-  it('waits as told after a failed ask, says when asks get through again, and ends on a refusal', async () => {
+  it('waits as told after a failed ask (or webhook removal), says when they get through again, and ends on a refusal', async () => {
     const handled = await HandledUpdates.load(new MemoryStore(), '1');
     const failures: number[] = [];
     let recovered = 0;
     let calls = 0;
+    let prepared = 0;
     const refused = new Error('401: Unauthorized');
     const polling = pollUpdates(
       {
+        prepare: async () => {
+          if (++prepared === 1) throw new Error('ENETUNREACH');
+        },
         getUpdates: async () => {
           calls++;
           if (calls <= 2) throw new Error('ECONNREFUSED');
@@ -223,8 +227,9 @@ describe('telegram long polling', () => {
       new AbortController().signal,
     );
     await expect(polling).rejects.toBe(refused);
-    expect(failures).toEqual([0, 1, 0]);
-    expect(recovered).toBe(1);
+    expect(prepared).toBe(2);
+    expect(failures).toEqual([0, 0, 1, 0]);
+    expect(recovered).toBe(2);
     expect(handled.has(9)).toBe(true);
   });
 });
