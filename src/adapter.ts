@@ -157,6 +157,11 @@ export interface AdapterCreateOptions<Config> {
   readonly name: string;
   /** The instance's config section, validated by the definition's schema. */
   readonly config: Config;
+  /**
+   * The bot's `http.proxy`, for an adapter that makes HTTP requests of its own (Telegram's Bot API
+   * calls). Unset: the adapter follows `HTTPS_PROXY` / `HTTP_PROXY` from the environment, if at all.
+   */
+  readonly proxy?: string | undefined;
 }
 
 /**

@@ -33,8 +33,16 @@ export interface StoreLock {
 export interface Store {
   /** The value under `key`, or `undefined` when there is none or it has expired. */
   get<T extends Json = Json>(key: string): Promise<T | undefined>;
-  /** Stores `value` under `key`; with `ttlMs`, it expires that long from now (without, it never does). */
-  set(key: string, value: Json, options?: { readonly ttlMs?: number }): Promise<void>;
+  /**
+   * Stores `value` under `key`; with `ttlMs`, it expires that long from now (without, it never does).
+   * `shortLived`: the value is replaced again soon (a journal entry), so a store that compresses
+   * large values stores this one as it is.
+   */
+  set(
+    key: string,
+    value: Json,
+    options?: { readonly ttlMs?: number; readonly shortLived?: boolean },
+  ): Promise<void>;
   /** Removes `key`. True when there was a live value. */
   delete(key: string): Promise<boolean>;
   /** Every live entry whose key starts with `prefix`, in no particular order. */
@@ -100,7 +108,11 @@ export class MemoryStore implements Store {
     return entry === undefined ? undefined : (JSON.parse(entry.text) as T);
   }
 
-  async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
+  async set(
+    key: string,
+    value: Json,
+    options: { readonly ttlMs?: number; readonly shortLived?: boolean } = {},
+  ): Promise<void> {
     this.#open();
     checkKey(key);
     checkTtl(options.ttlMs, 'ttlMs');

@@ -64,4 +64,8 @@ export const telegramConfig = z
 export type TelegramConfig = z.output<typeof telegramConfig>;
 
 /** Options of {@link createTelegramAdapter}: the config section plus the instance name. */
-export type TelegramAdapterOptions = z.input<typeof telegramConfig> & { readonly name?: string };
+export type TelegramAdapterOptions = z.input<typeof telegramConfig> & {
+  readonly name?: string;
+  /** Proxy for the Bot API calls (`http.proxy`); unset: `HTTPS_PROXY` / `HTTP_PROXY` from the environment. */
+  readonly proxy?: string | undefined;
+};

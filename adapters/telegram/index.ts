@@ -1,18 +1,16 @@
 /**
- * The Telegram adapter, on grammY. Long polling (default) or a webhook mounted on the process's
- * HTTP server; private chats, groups,
- * supergroups with forum topics, and channels. grammY does the HTTP; this module maps updates to
- * Chorus messages and Chorus messages to Bot API calls, and declares Telegram's budgets to the
- * outbox (1 message a second per chat, 20 a minute per group, 30 a second overall).
+ * The Telegram adapter, on grammY. Long polling (default, `polling.ts`) or a webhook mounted on
+ * the process's HTTP server; private chats, groups, supergroups with forum topics, and channels.
+ * grammY makes the Bot API calls (over `transport.ts`); this module maps updates to Chorus
+ * messages and Chorus messages to Bot API calls, and declares Telegram's budgets to the outbox
+ * (1 message a second per chat, 20 a minute per group, 30 a second overall).
  *
  * No update is lost or handled twice: pending updates are never dropped, an update is confirmed
- * only once the router has taken it, and the ids handled in the last day are kept in the bot's store per bot,
- * so one that comes again after a crash is recognised.
+ * only once the router has taken it or the bot's store holds it, and the ids handled in the last
+ * day are kept in the store per bot, so one that comes again after a crash is recognised.
  */
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { autoRetry } from '@grammyjs/auto-retry';
-import { Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
+import { type ApiClientOptions, Bot, GrammyError, HttpError, InputFile, webhookCallback } from 'grammy';
 import type { InputMediaPhoto, Message } from 'grammy/types';
 import { fetch } from 'undici';
 import { type Adapter, type AdapterHost, defineAdapter, type EditOptions } from '../../src/adapter.ts';
@@ -31,7 +29,9 @@ import type {
 import { type TelegramAdapterOptions, telegramConfig } from './config.ts';
 import { markdownToTelegramHtml } from './markdown.ts';
 import { albumChunks, inlineKeyboard, normalizeCallback, normalizeMessage } from './normalize.ts';
+import { pollUpdates } from './polling.ts';
 import { HandledUpdates } from './state.ts';
+import { createBotApiTransport } from './transport.ts';
 
 export { type TelegramAdapterOptions, type TelegramConfig, telegramConfig } from './config.ts';
 
@@ -45,21 +45,20 @@ const pollLeaseMs = 4_000;
 /** Creates a Telegram adapter. */
 export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter {
   const config = telegramConfig.parse(
-    Object.fromEntries(Object.entries(options).filter(([key]) => key !== 'name')),
+    Object.fromEntries(Object.entries(options).filter(([key]) => key !== 'name' && key !== 'proxy')),
   );
   const name = options.name ?? 'telegram';
-  // Keep connections open: a new TLS handshake per call would cost more than the call itself.
-  const AgentClass = config.apiRoot.startsWith('https:') ? HttpsAgent : HttpAgent;
-  const agent = new AgentClass({ keepAlive: true });
+  const transport = createBotApiTransport({ proxy: options.proxy });
   const bot = new Bot(config.token, {
-    client: { apiRoot: config.apiRoot, baseFetchConfig: { agent, compress: true } },
+    // grammY types `fetch` as node-fetch's; it calls it with a URL and an init and reads `json()`.
+    client: { apiRoot: config.apiRoot, fetch: transport.fetch as unknown as ApiClientOptions['fetch'] },
   });
   // The token starts with the bot's id: the handled ids are the bot's, whatever the instance is called.
   const botId = config.token.split(':')[0]!;
   let host: AdapterHost | undefined;
   let self: BotIdentity | undefined;
   let polling: Promise<void> | undefined;
-  /** Aborted when intake stops: the wait for the polling lease ends. */
+  /** Aborted when intake stops: polling and the wait for the polling lease end. */
   const intake = new AbortController();
   let unmountWebhook: (() => void) | undefined;
   /** Webhook posts being handled: shutdown lets them finish (they confirm their update). */
@@ -77,34 +76,69 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   bot.api.config.use(
     autoRetry({ maxRetryAttempts: config.maxRetries, maxDelaySeconds: 60, rethrowHttpErrors: true }),
   );
-  // grammY retries a failed long poll every 3 s; back off instead, up to 30 s, while the network is
-  // down, and tell Chorus the connection is down until a poll gets through.
+  const updateTypes: ('message' | 'channel_post' | 'callback_query')[] = [
+    'message',
+    'channel_post',
+    'callback_query',
+  ];
+
+  /**
+   * How long polling waits after a failed poll: while the network is down, from 0.5 s doubling up
+   * to 30 s (and the connection counts as down until a poll gets through); Telegram's `retry_after`
+   * on a 429; 3 s after another refusal. A revoked token or another process polling the same bot
+   * (401, 409) ends polling.
+   */
   let unreachable = false;
-  bot.api.config.use(async (prev, method, payload, signal) => {
-    if (method !== 'getUpdates') return prev(method, payload, signal);
-    // getUpdates with an offset confirms every update before it: the ids handled so far are saved
-    // first (once per batch, not once per update: a store write costs more than a message).
-    await handled?.flush();
-    if (!(payload as { timeout?: number }).timeout) return prev(method, payload, signal);
-    for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
-      try {
-        const result = await prev(method, payload, signal);
-        if (unreachable) {
-          unreachable = false;
-          host?.connection?.(true);
-        }
-        return result;
-      } catch (error) {
-        if (!(error instanceof HttpError) || signal?.aborted) throw error;
-        if (!unreachable) {
-          unreachable = true;
-          host?.connection?.(false);
-        }
-        host?.log.warn('telegram unreachable, retrying', { ms: delay, error: error.message });
-        await sleep(systemClock, delay, signal as AbortSignal | undefined).catch(() => {});
-      }
+  const retryDelayMs = (error: unknown, failures: number): number => {
+    if (error instanceof GrammyError) {
+      if (error.error_code === 401 || error.error_code === 409) throw error;
+      host?.log.warn('telegram refused a poll, retrying', { error: error.description });
+      return error.error_code === 429 ? (error.parameters.retry_after ?? 3) * 1000 : 3000;
     }
-  });
+    const delay = Math.min(500 * 2 ** failures, 30_000);
+    if (!unreachable) {
+      unreachable = true;
+      host?.connection?.(false);
+    }
+    host?.log.warn('telegram unreachable, retrying', {
+      ms: delay,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return delay;
+  };
+
+  /** Long polling until `signal` aborts: the webhook is removed first (Telegram refuses both). */
+  async function poll(h: AdapterHost, signal: AbortSignal): Promise<void> {
+    try {
+      await call('deleteWebhook', () => bot.api.deleteWebhook({ drop_pending_updates: false }));
+      await pollUpdates(
+        {
+          getUpdates: (offset, abort) =>
+            bot.api.getUpdates(
+              { offset, limit: 100, timeout: 30, allowed_updates: updateTypes },
+              // grammY types its signal as a polyfill's; a standard AbortSignal is what it takes.
+              abort as Parameters<typeof bot.api.getUpdates>[1],
+            ),
+          confirm: async (offset) => {
+            // Not when another process polls now: a second poll would cut its poll short.
+            if (!signal.aborted || intake.signal.aborted)
+              await bot.api.getUpdates({ offset, limit: 1, timeout: 0, allowed_updates: updateTypes });
+          },
+          take: (update) => bot.handleUpdate(update),
+          handled: handled!,
+          retryDelayMs,
+          onRecovered: () => {
+            if (!unreachable) return;
+            unreachable = false;
+            host?.connection?.(true);
+          },
+        },
+        signal,
+      );
+    } catch (error) {
+      h.log.error('telegram polling stopped', { error });
+    }
+  }
 
   const allowed = (chatId: string, userId: string) =>
     (!config.allowedChats || config.allowedChats.includes(chatId)) &&
@@ -292,7 +326,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   }
 
   /** Polls while this process holds the bot's polling lease; waits for it otherwise. */
-  async function pollUnderLease(h: AdapterHost, poll: () => Promise<void>): Promise<void> {
+  async function pollUnderLease(h: AdapterHost): Promise<void> {
     while (!intake.signal.aborted) {
       const lease = await h.store.lock(`polling:${botId}`, pollLeaseMs).catch((error: unknown) => {
         h.log.warn('could not ask for the polling lease', { error });
@@ -303,13 +337,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         continue;
       }
       h.log.info('this process polls telegram');
-      const running = poll();
+      const lost = new AbortController();
+      const running = poll(h, AbortSignal.any([intake.signal, lost.signal]));
       const renew = setInterval(() => {
         void lease.extend(pollLeaseMs).then(
-          async (kept) => {
-            if (kept || !bot.isRunning()) return;
+          (kept) => {
+            if (kept || lost.signal.aborted) return;
             h.log.warn('lost the polling lease: another process polls now');
-            await bot.stop().catch(() => {});
+            lost.abort();
           },
           () => {},
         );
@@ -359,11 +394,6 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       bot.botInfo = me;
       self = { id: String(me.id), username: me.username, name: me.first_name };
       started = true;
-      const updates: ('message' | 'channel_post' | 'callback_query')[] = [
-        'message',
-        'channel_post',
-        'callback_query',
-      ];
       if (config.mode === 'webhook' && config.webhook) {
         const hook = config.webhook;
         if (!h.httpServer)
@@ -382,17 +412,13 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         });
         await call('setWebhook', () =>
           bot.api.setWebhook(hook.url, {
-            allowed_updates: updates,
+            allowed_updates: updateTypes,
             drop_pending_updates: false,
             ...(hook.secretToken && { secret_token: hook.secretToken }),
           }),
         );
       } else {
-        const poll = () =>
-          bot.start({ drop_pending_updates: false, allowed_updates: updates }).catch((error: unknown) => {
-            host?.log.error('telegram polling stopped', { error });
-          });
-        polling = h.shared ? pollUnderLease(h, poll) : poll();
+        polling = h.shared ? pollUnderLease(h) : poll(h, intake.signal);
       }
       return self;
     },
@@ -406,16 +432,14 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
         unmountWebhook = undefined;
         await Promise.allSettled([...posts]);
       }
-      // grammY confirms what it has tried; a later update of the same batch is still taken and
-      // remembered, so the next run skips it when Telegram sends it again.
-      if (bot.isRunning())
-        await bot.stop().catch((error: unknown) => host?.log.warn('telegram stop failed', { error }));
+      // Polling takes the rest of the batch in hand, saves what it took and confirms it.
       await polling;
       await handled?.flush();
     },
 
     async stop() {
       await adapter.stopReceiving!();
+      await transport.close().catch(() => {});
     },
 
     planSend,
@@ -479,10 +503,10 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       const file = await call('getFile', () => bot.api.getFile(image.id));
       if (!file.file_path)
         throw new AdapterError(name, 'telegram gave no path for the file', { remote: true });
-      const response = await fetch(
-        `${config.apiRoot}/file/bot${config.token}/${file.file_path}`,
-        signal ? { signal } : {},
-      ).catch((error: unknown) => {
+      const response = await fetch(`${config.apiRoot}/file/bot${config.token}/${file.file_path}`, {
+        dispatcher: transport.dispatcher,
+        ...(signal && { signal }),
+      }).catch((error: unknown) => {
         throw new AdapterError(name, 'telegram unreachable (file download)', { remote: false, cause: error });
       });
       if (!response.ok)
@@ -500,5 +524,5 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
 export const adapter = defineAdapter({
   type: 'telegram',
   config: telegramConfig,
-  create: ({ name, config }) => createTelegramAdapter({ name, ...config }),
+  create: ({ name, config, proxy }) => createTelegramAdapter({ name, proxy, ...config }),
 });

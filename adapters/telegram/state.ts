@@ -1,7 +1,8 @@
 /**
  * The Telegram adapter's memory across restarts: the update ids it has handed to Chorus in the
  * last day, kept per bot (by the bot's id) in the adapter's store, so an update that Telegram
- * sends again after a crash is recognised and skipped.
+ * sends again after a crash is recognised and skipped; and the batch that polling holds (confirmed
+ * to Telegram, not all taken yet), so a crash loses none of it.
  *
  * Only ids seen before are skipped, never "every id below a mark": Telegram picks the next update
  * id at random after a week without updates, and a second token or a test server starts lower, so
@@ -11,8 +12,11 @@
  * Lookups are in memory. Writes go in batches: the ids handled since the last {@link
  * HandledUpdates.flush} become one store entry (`handled:<bot id>:<time>:<first id>`), written
  * before the batch is confirmed to Telegram, so a store write costs once per batch, not per update.
+ * The held batch is one entry (`held:<bot id>`), replaced by each flush that changed it and gone
+ * when nothing is held.
  */
-import type { Store } from '../../src/store.ts';
+import type { Update } from 'grammy/types';
+import type { Json, Store } from '../../src/store.ts';
 
 /** How long an update id is remembered: Telegram keeps unconfirmed updates for 24 hours. */
 export const handledLifetimeMs = 24 * 60 * 60 * 1000;
@@ -51,10 +55,18 @@ export class HandledUpdates {
   /** Ids handled since the last flush. */
   #pending: number[] = [];
   #sequence = 0;
+  readonly #heldKey: string;
+  /** The batch held now, and whether the store has it yet. */
+  #held: readonly Update[] = [];
+  #heldStored = true;
+  #writing: Promise<void> = Promise.resolve();
+  /** What the last run held and never took, as read at load. */
+  #leftOver: Update[] = [];
 
   private constructor(store: Store, botId: string, options: HandledUpdatesOptions) {
     this.#store = store;
     this.#prefix = `handled:${botId}:`;
+    this.#heldKey = `held:${botId}`;
     this.#now = options.now ?? Date.now;
     this.#max = options.max ?? 10_000;
     this.#onError = options.onError ?? (() => {});
@@ -83,8 +95,53 @@ export class HandledUpdates {
     this.#pending.push(updateId);
   }
 
-  /** Stores the ids added since the last flush, as one entry. A failed write is retried with the next. */
-  async flush(): Promise<void> {
+  /**
+   * Holds `updates`: confirmed to Telegram (or about to be) and not all taken yet. Stored by the
+   * next {@link flush}, in place of the batch held before; `[]` holds none.
+   */
+  hold(updates: readonly Update[]): void {
+    if (updates.length === 0 && this.#held.length === 0) return;
+    this.#held = updates;
+    this.#heldStored = false;
+  }
+
+  /** The updates a run before this one held and never took, oldest first (read at load). */
+  held(): Update[] {
+    return this.#leftOver.filter((update) => !this.has(update.update_id));
+  }
+
+  /**
+   * Stores the ids added since the last flush, as one entry, and the held batch if it changed.
+   * A failed write is retried with the next.
+   */
+  flush(): Promise<void> {
+    // One write after another: a later write of the held batch must not be overtaken by an earlier.
+    this.#writing = this.#writing.then(() =>
+      Promise.all([this.#flushIds(), this.#flushHeld()]).then(() => {}),
+    );
+    return this.#writing;
+  }
+
+  async #flushHeld(): Promise<void> {
+    if (this.#heldStored) return;
+    const held = this.#held;
+    this.#heldStored = true;
+    try {
+      if (held.length === 0) await this.#store.delete(this.#heldKey);
+      else
+        await this.#store.set(
+          this.#heldKey,
+          { at: this.#now(), updates: held as unknown as Json[] },
+          // Replaced with the next batch: not worth compressing.
+          { ttlMs: handledLifetimeMs, shortLived: true },
+        );
+    } catch (error) {
+      if (this.#held === held) this.#heldStored = false;
+      this.#onError('could not save the updates in hand', error);
+    }
+  }
+
+  async #flushIds(): Promise<void> {
     if (this.#pending.length === 0) return;
     const ids = this.#pending;
     this.#pending = [];
@@ -112,6 +169,10 @@ export class HandledUpdates {
   async #read(): Promise<void> {
     let entries: { value: unknown }[];
     try {
+      const held = await this.#store.get<{ updates: Json[] }>(this.#heldKey);
+      this.#leftOver = Array.isArray(held?.updates)
+        ? (held.updates as unknown as Update[]).filter((update) => Number.isSafeInteger(update?.update_id))
+        : [];
       entries = await this.#store.list(this.#prefix);
     } catch (error) {
       this.#onError('could not read the handled update ids', error);

@@ -256,7 +256,9 @@ async function start(args: StartArgs): Promise<number> {
   }
   const log = createLogger({ level: config.log.level, format: config.log.format, redactor });
   log.debug('config loaded', { path: reading.path ?? 'built-in default' });
-  const adapters = adapterPlans.map(({ name, definition, config }) => definition.create({ name, config }));
+  const adapters = adapterPlans.map(({ name, definition, config: section }) =>
+    definition.create({ name, config: section, proxy: config.http.proxy }),
+  );
 
   const http = new HttpClient({
     proxy: config.http.proxy, // unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment

@@ -119,10 +119,15 @@ export class SqliteStore implements Store {
     return row === undefined ? undefined : ((await decodeStored(row.value)) as T);
   }
 
-  async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
+  async set(
+    key: string,
+    value: Json,
+    options: { readonly ttlMs?: number; readonly shortLived?: boolean } = {},
+  ): Promise<void> {
     checkKey(key);
     checkTtl(options.ttlMs, 'ttlMs');
-    const stored = await encodeStored(encode(value));
+    const text = encode(value);
+    const stored = options.shortLived ? text : await encodeStored(text);
     await this.#retry(() => {
       const expiresAt = options.ttlMs === undefined ? null : this.#clock.now() + options.ttlMs;
       this.#set.run(key, stored, expiresAt);

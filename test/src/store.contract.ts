@@ -63,6 +63,21 @@ export function storeContract(name: string, open: (clock: FakeClock) => Promise<
       await harness.close();
     });
 
+    it('keeps a large short-lived value like any other, expiry included', async () => {
+      const { store, clock, harness } = await setup();
+      const batch = Array.from({ length: 100 }, (_, i) => ({
+        update_id: 1000 + i,
+        text: `/echo message ${i}`,
+      }));
+      await store.set('held', { updates: batch }, { ttlMs: 1000, shortLived: true });
+      expect(await store.get('held')).toEqual({ updates: batch });
+      await store.set('held', { updates: batch.slice(50) }, { ttlMs: 1000, shortLived: true });
+      expect(await store.get('held')).toEqual({ updates: batch.slice(50) });
+      await clock.tick(1000);
+      expect(await store.get('held')).toBeUndefined();
+      await harness.close();
+    });
+
     it('expires a value exactly ttlMs after it was set, for get, list and delete alike', async () => {
       const { store, clock, harness } = await setup();
       await store.set('session:a', 'a', { ttlMs: 1000 });

@@ -108,6 +108,23 @@ describe('SqliteStore', () => {
     expect(fileBytes).toBeLessThan(textBytes * 0.6);
   });
 
+  it('stores a short-lived value as plain text: it is replaced before compressing it would pay', async () => {
+    const path = tempFile();
+    const store = await openSqliteStore(path);
+    const updates = Array.from({ length: 100 }, (_, i) => ({ update_id: i, text: `/echo message ${i}` }));
+    await store.set('held', { updates }, { shortLived: true });
+    await store.set('kept', { updates });
+    expect(await store.get('held')).toEqual({ updates });
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    const kinds = db.prepare('SELECT key, typeof(value) AS kind FROM kv ORDER BY key').all();
+    db.close();
+    expect(kinds).toEqual([
+      { key: 'held', kind: 'text' },
+      { key: 'kept', kind: 'blob' },
+    ]);
+  });
+
   it('finds a file it may read but not write at open, not at the first write', async () => {
     const path = tempFile();
     await (await openSqliteStore(path)).close();

@@ -107,7 +107,11 @@ export class RedisStore implements Store {
     return text === undefined ? undefined : (JSON.parse(text) as T);
   }
 
-  async set(key: string, value: Json, options: { readonly ttlMs?: number } = {}): Promise<void> {
+  async set(
+    key: string,
+    value: Json,
+    options: { readonly ttlMs?: number; readonly shortLived?: boolean } = {},
+  ): Promise<void> {
     this.#open();
     checkKey(key);
     checkTtl(options.ttlMs);
