@@ -22,7 +22,7 @@ import {
   toOutgoing,
   type UserRef,
 } from './message.ts';
-import type { Schedule, ScheduledRun } from './schedule.ts';
+import type { Schedule, ScheduledRun } from './schedule-jobs.ts';
 import { describeFailure, pipeStream, type StreamOptions, type StreamResult, TextStream } from './stream.ts';
 import { splitText } from './text.ts';
 

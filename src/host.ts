@@ -20,7 +20,8 @@ import {
   validateConfig,
 } from './plugin.ts';
 import type { RouteStep } from './router.ts';
-import type { Scheduler, TaskHandler } from './schedule.ts';
+import type { Scheduler } from './schedule.ts';
+import type { TaskHandler } from './schedule-jobs.ts';
 import { namespacedSlots, type Slots } from './slots.ts';
 import { namespacedStore, type Store } from './store.ts';
 

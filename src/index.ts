@@ -24,7 +24,7 @@ export type {
   TaskContext,
   TaskHandler,
   TaskOptions,
-} from './schedule.ts';
+} from './schedule-jobs.ts';
 export { TextStream } from './stream.ts';
 export type { StreamOptions, StreamResult } from './stream.ts';
 export type { CommandOption, CommandSpec, ParsedCommand } from './commands.ts';
@@ -131,5 +131,6 @@ export { openSqliteStore, SqliteStore } from './runtime/sqlite-store.ts';
 export type { SqliteStoreOptions } from './runtime/sqlite-store.ts';
 export { BodyTooLargeError, HttpServer } from './runtime/http-server.ts';
 export type { HttpServerOptions } from './runtime/http-server.ts';
-export { nextCronRun, Scheduler } from './schedule.ts';
+export { Scheduler } from './schedule.ts';
+export { nextCronRun } from './schedule-jobs.ts';
 export type { RunScheduled, SchedulerOptions } from './schedule.ts';

@@ -10,76 +10,29 @@
  *   Pending edits of one message coalesce (the latest text wins, `final` sticks), so a fast stream
  *   costs one edit per slot, not one per token. Edits of different messages take turns.
  * - Nothing is dropped: a `RateLimitError` pauses that chat's queue for `retryAfterMs` and retries.
+ *
+ * This module drains the queues; a chat's line and how edits coalesce are `outbox-queue.ts`, the
+ * budgets and pauses that pace it `outbox-pace.ts`.
  */
-import type { Adapter, RateLimit, RateLimits } from './adapter.ts';
-import { type Budget, type BudgetRule, MemoryBudget } from './budget.ts';
+import type { Adapter } from './adapter.ts';
+import { type Budget, MemoryBudget } from './budget.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { RateLimitError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { ChatAddress, OutgoingMessage, SentMessage } from './message.ts';
 import type { AdapterCell } from './metrics.ts';
-
-interface Settlers<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-interface SendOperation {
-  readonly kind: 'send';
-  /** Each operation keeps its own address: topics and threads share their chat's queue, not its address. */
-  readonly chat: ChatAddress;
-  readonly message: OutgoingMessage;
-  readonly settle: Settlers<SentMessage>;
-  attempts: number;
-  /** When it was queued (0 when nobody measures waits). */
-  readonly queuedAt: number;
-}
-
-interface EditOperation {
-  readonly kind: 'edit';
-  readonly chat: ChatAddress;
-  /** The message edited, or `draft:<id>` for a draft. */
-  readonly messageId: string;
-  /** Set for a draft (a text that grows in place before the real message is sent). */
-  readonly draftId?: number;
-  message: OutgoingMessage;
-  final: boolean;
-  settle: Settlers<void>[];
-  attempts: number;
-  /** When the oldest text it carries was queued (0 when nobody measures waits). */
-  readonly queuedAt: number;
-}
-
-/** "typing...": advisory, so it goes only when nothing else waits and the budget has room. */
-interface TypingOperation {
-  readonly kind: 'typing';
-  readonly chat: ChatAddress;
-  readonly settle: Settlers<void>[];
-  attempts: number;
-  readonly queuedAt: number;
-}
-
-type Operation = SendOperation | EditOperation | TypingOperation;
-
-interface ChatQueue {
-  readonly chat: ChatAddress;
-  /** First in, first out. */
-  readonly sends: SendOperation[];
-  /** At most one waiting edit per message, in turn order (an edit that went out rejoins at the back). */
-  edits: Map<string, EditOperation>;
-  typing: TypingOperation | undefined;
-  inFlight: Operation | undefined;
-  /** The chat's budgets (and the adapter's global one) for a send, and for an intermediate edit. */
-  readonly sendRules: readonly BudgetRule[];
-  readonly editRules: readonly BudgetRule[];
-  /** The sustained pace of the chat's budgets: edits go at most once per this many ms. */
-  readonly editSpacingMs: number;
-  pausedUntil: number;
-  lastOpAt: number;
-  draining: boolean;
-  /** Ends the drain loop's current wait early (something new was queued). */
-  wake: (() => void) | undefined;
-}
+import { budgetRetryMs, chatRules, pauseAfterRateLimit, pauseFor, rulesFor } from './outbox-pace.ts';
+import {
+  type ChatQueue,
+  coalesceEdit,
+  dropOperation,
+  newChatQueue,
+  nextOperation,
+  type Operation,
+  operationsIn,
+  requeue,
+  takeNext,
+} from './outbox-queue.ts';
 
 /** How many chat queues an outbox keeps before it drops the idle ones. */
 const maxIdleQueues = 10_000;
@@ -150,37 +103,24 @@ export class Outbox {
    */
   send(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
     const parts = this.#adapter.planSend?.(message) ?? [message];
-    if (parts.length === 1) {
-      return new Promise<SentMessage>((resolve, reject) => {
-        const queue = this.#queue(chat);
-        queue.sends.push({
-          kind: 'send',
-          chat,
-          message: parts[0]!,
-          settle: { resolve, reject },
-          attempts: 0,
-          queuedAt: this.#queuedAt(),
-        });
-        this.#kick(queue);
-      });
-    }
-    const sends = parts.map(
-      (part) =>
-        new Promise<SentMessage>((resolve, reject) => {
-          const queue = this.#queue(chat);
-          queue.sends.push({
-            kind: 'send',
-            chat,
-            message: part,
-            settle: { resolve, reject },
-            attempts: 0,
-            queuedAt: this.#queuedAt(),
-          });
-          this.#kick(queue);
-        }),
-    );
-    if (sends.length === 1) return sends[0]!;
+    if (parts.length === 1) return this.#queueSend(chat, parts[0]!);
+    const sends = parts.map((part) => this.#queueSend(chat, part));
     return Promise.all(sends).then((sent) => ({ chat, ids: sent.flatMap((s) => s.ids) }));
+  }
+
+  #queueSend(chat: ChatAddress, message: OutgoingMessage): Promise<SentMessage> {
+    return new Promise<SentMessage>((resolve, reject) => {
+      const queue = this.#queue(chat);
+      queue.sends.push({
+        kind: 'send',
+        chat,
+        message,
+        settle: { resolve, reject },
+        attempts: 0,
+        queuedAt: this.#queuedAt(),
+      });
+      this.#kick(queue);
+    });
   }
 
   /**
@@ -241,10 +181,7 @@ export class Outbox {
       const queue = this.#queue(chat);
       const waiting = queue.edits.get(key);
       if (waiting) {
-        waiting.message = { ...waiting.message, ...message };
-        const becameFinal = final && !waiting.final;
-        waiting.final ||= final;
-        waiting.settle.push({ resolve, reject });
+        const becameFinal = coalesceEdit(waiting, message, final, { resolve, reject });
         this.stats.coalesced++;
         // A final edit may go sooner than an intermediate one: let the queue look again.
         if (becameFinal) this.#kick(queue);
@@ -268,8 +205,7 @@ export class Outbox {
   /** Operations waiting or in flight, across all chats. */
   get pending(): number {
     let count = 0;
-    for (const queue of this.#queues.values())
-      count += queue.sends.length + queue.edits.size + (queue.typing ? 1 : 0) + (queue.inFlight ? 1 : 0);
+    for (const queue of this.#queues.values()) count += operationsIn(queue);
     return count;
   }
 
@@ -301,27 +237,7 @@ export class Outbox {
     const key = this.#keyOf(chat);
     let queue = this.#queues.get(key);
     if (!queue) {
-      const { perChat, perGroup, global } = this.#adapter.limits.rate;
-      const name = this.#adapter.name;
-      const limits: [string, RateLimit][] = [];
-      if (perChat) limits.push([`${name}:chat:${chat.id}`, perChat]);
-      if (perGroup && chat.kind !== 'private') limits.push([`${name}:group:${chat.id}`, perGroup]);
-      if (global) limits.push([`${name}:global`, global]);
-      queue = {
-        chat,
-        sends: [],
-        edits: new Map(),
-        typing: undefined,
-        inFlight: undefined,
-        sendRules: limits.map(([key, limit]) => ({ key, limit })),
-        // An intermediate edit leaves one slot of each window free for the next result.
-        editRules: limits.map(([key, limit]) => ({ key, limit, keepFree: limit.count > 1 ? 1 : 0 })),
-        editSpacingMs: Math.max(0, ...limits.map(([, limit]) => limit.periodMs / limit.count)),
-        pausedUntil: 0,
-        lastOpAt: Number.NEGATIVE_INFINITY,
-        draining: false,
-        wake: undefined,
-      };
+      queue = newChatQueue(chat, chatRules(this.#adapter, chat));
       this.#queues.set(key, queue);
     }
     return queue;
@@ -332,26 +248,19 @@ export class Outbox {
     else void this.#drain(queue);
   }
 
-  /** The next operation: the oldest send, else the edit whose turn it is, else "typing...". */
-  #next(queue: ChatQueue): Operation | undefined {
-    return queue.sends[0] ?? queue.edits.values().next().value ?? queue.typing;
-  }
-
   async #drain(queue: ChatQueue): Promise<void> {
     queue.draining = true;
     this.#draining++;
     // Let the caller finish queueing what it queues in one go (an album and its status update),
     // so the send goes first even when the edit was queued a moment earlier.
     await Promise.resolve();
-    for (let op = this.#next(queue); op; op = this.#next(queue)) {
+    for (let op = nextOperation(queue); op; op = nextOperation(queue)) {
       const now = this.#clock.now();
-      let wait = this.#pauseFor(queue, op, now);
+      let wait = pauseFor(queue, op, now);
       // A final edit (a status's last word) may take the slot intermediate edits leave free.
       if (wait === 0) {
         try {
-          const taken = this.#budget.take(
-            op.kind === 'send' || (op.kind === 'edit' && op.final) ? queue.sendRules : queue.editRules,
-          );
+          const taken = this.#budget.take(rulesFor(queue, op));
           // A budget in memory answers at once: no extra tick per operation.
           wait = typeof taken === 'number' ? taken : await taken;
         } catch (error) {
@@ -361,7 +270,7 @@ export class Outbox {
           if (wait < 0) continue;
         }
       }
-      if (wait > 0 && op.kind === 'typing' && this.#next(queue) === op) {
+      if (wait > 0 && op.kind === 'typing' && nextOperation(queue) === op) {
         // "typing..." never waits for a slot: by then there is something better to show.
         queue.typing = undefined;
         for (const s of op.settle) s.resolve();
@@ -374,13 +283,11 @@ export class Outbox {
       }
       // The budget was taken for the operation at the head; a send queued meanwhile goes first,
       // which the slot serves as well.
-      op = this.#next(queue)!;
+      op = nextOperation(queue)!;
       // The pace of edits counts messages sent and edited, not drafts or "typing...".
       if (op.kind === 'send' || (op.kind === 'edit' && op.draftId === undefined))
         queue.lastOpAt = this.#clock.now();
-      if (op.kind === 'send') queue.sends.shift();
-      else if (op.kind === 'edit') queue.edits.delete(op.messageId);
-      else queue.typing = undefined;
+      takeNext(queue, op);
       queue.inFlight = op;
       if (this.#timed && op.attempts === 0) this.#waited(op);
       try {
@@ -411,14 +318,14 @@ export class Outbox {
         if (error instanceof RateLimitError && op.attempts < this.#maxRetries) {
           op.attempts++;
           this.stats.rateLimited++;
-          queue.pausedUntil = Math.max(queue.pausedUntil, this.#clock.now() + error.retryAfterMs);
+          pauseAfterRateLimit(queue, error.retryAfterMs, this.#clock.now());
           this.#log.warn('rate limited, pausing chat', {
             adapter: this.#adapter.name,
             chat: queue.chat.id,
             retryAfterMs: error.retryAfterMs,
             attempt: op.attempts,
           });
-          this.#requeue(queue, op);
+          requeue(queue, op);
         } else if (op.kind === 'send') {
           op.settle.reject(error);
         } else {
@@ -454,47 +361,9 @@ export class Outbox {
   #budgetFailed(queue: ChatQueue, op: Operation, error: unknown): number {
     op.attempts++;
     this.#log.warn('the send budget failed', { adapter: this.#adapter.name, attempt: op.attempts, error });
-    if (op.attempts <= this.#maxRetries) return Math.min(30_000, 1000 * 2 ** (op.attempts - 1));
-    if (op.kind === 'send') {
-      queue.sends.splice(queue.sends.indexOf(op), 1);
-      op.settle.reject(error);
-    } else if (op.kind === 'edit') {
-      queue.edits.delete(op.messageId);
-      for (const s of op.settle) s.reject(error);
-    } else {
-      queue.typing = undefined;
-      for (const s of op.settle) s.resolve();
-    }
+    if (op.attempts <= this.#maxRetries) return budgetRetryMs(op.attempts);
+    dropOperation(queue, op, error);
     return -1;
-  }
-
-  /** Puts a rate-limited operation back at the head of its line; an edit takes any newer text. */
-  #requeue(queue: ChatQueue, op: Operation): void {
-    if (op.kind === 'send') {
-      queue.sends.unshift(op);
-      return;
-    }
-    if (op.kind === 'typing') {
-      // A rate-limited "typing..." is not worth another try.
-      for (const s of op.settle) s.resolve();
-      return;
-    }
-    const newer = queue.edits.get(op.messageId);
-    if (newer) {
-      op.message = { ...op.message, ...newer.message };
-      op.final ||= newer.final;
-      op.settle = [...op.settle, ...newer.settle];
-      queue.edits.delete(op.messageId);
-    }
-    queue.edits = new Map([[op.messageId, op], ...queue.edits]);
-  }
-
-  /** How long `op` must wait for a rate-limit pause, or for the pace of edits. */
-  #pauseFor(queue: ChatQueue, op: Operation, now: number): number {
-    let at = Math.max(now, queue.pausedUntil);
-    if (op.kind === 'edit' && op.draftId === undefined)
-      at = Math.max(at, queue.lastOpAt + queue.editSpacingMs);
-    return at - now;
   }
 
   /** Waits `ms`, or less when `#kick` wakes the queue. */
@@ -511,6 +380,3 @@ export class Outbox {
     });
   }
 }
-
-/** Budgets that never wait: for adapters without limits and for benchmarks. */
-export const unlimited: RateLimits = {};

@@ -13,7 +13,7 @@ import type { Strings } from './i18n.ts';
 import type { Logger } from './logger.ts';
 import type { Button, ButtonPress, IncomingMessage } from './message.ts';
 import type { RouteStep } from './router.ts';
-import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule.ts';
+import type { Json, Schedule, TaskHandler, TaskOptions } from './schedule-jobs.ts';
 import type { Slots } from './slots.ts';
 import type { Store } from './store.ts';
 

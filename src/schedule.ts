@@ -1,7 +1,8 @@
 /**
- * Scheduled jobs: plugins run a named task later, at a time, or on a cron schedule, and the job
- * outlives a restart because it is kept in the `Store`. A task is a handler a plugin registers in
- * `setup`; a job names the task and carries plain JSON data and the chat it replies to.
+ * The scheduler: it keeps the jobs this process can run armed, fires them on the bot's clock, and
+ * decides what follows a run. A task is a handler a plugin registers in `setup`; a job names the
+ * task and carries plain JSON data and the chat it replies to (`schedule-jobs.ts`), and outlives a
+ * restart because it is kept in the `Store` (`schedule-store.ts`).
  *
  * Firing: one timer on the bot's clock waits for the earliest job. A due job is run under a store
  * lock, and re-read under it, so exactly one process runs it even when several share a store.
@@ -9,102 +10,37 @@
  * `misfire`). A failing task is retried with a growing delay a bounded number of times. Jobs of a
  * plugin (or adapter) that is not loaded wait in the store untouched until it is back.
  */
-import { Cron } from 'croner';
 import type { Clock, TimerHandle } from './clock.ts';
-import type { Context } from './context.ts';
 import type { Logger } from './logger.ts';
 import type { ChatAddress, UserRef } from './message.ts';
+import {
+  atRun,
+  checkJobRequest,
+  firstCronRun,
+  followingRun,
+  isName,
+  laterRun,
+  type Schedule,
+  type ScheduledJob,
+  type ScheduledRun,
+  type ScheduleFilter,
+  type ScheduleOptions,
+  type TaskHandler,
+  type TaskOptions,
+  type TaskSettings,
+  taskSettings,
+} from './schedule-jobs.ts';
+import { holdWhile, matches, newId, ScheduleStore } from './schedule-store.ts';
 import type { Json, Store, StoreLock } from './store.ts';
 
-export type { Json } from './store.ts';
-
-/** A job as it is kept in the store. Plain data. */
-export interface ScheduledJob<Data extends Json = Json> {
-  readonly id: string;
-  readonly plugin: string;
-  readonly task: string;
-  readonly data: Data;
-  /** Where the task's context replies. */
-  readonly chat: ChatAddress;
-  /** Who scheduled it, if a user did. `/cancel` from this user cancels a run in progress. */
-  readonly user?: UserRef;
-  /** When it runs next (milliseconds since the epoch). */
-  readonly runAt: number;
-  /** When the current run was due; a retry keeps it while `runAt` moves on. */
-  readonly dueAt: number;
-  /** For a repeating job: its cron expression and time zone. */
-  readonly every?: { readonly cron: string; readonly timezone?: string };
-  /** Failed attempts of the current run so far. */
-  readonly attempt: number;
-  readonly createdAt: number;
-  /** Changes on every reschedule, so a run never overwrites a job that was replaced meanwhile. */
-  readonly rev: string;
-}
-
-/** What a running task sees of its job. */
-export interface ScheduledRun<Data extends Json = Json> extends ScheduledJob<Data> {
-  /** The job was due while no bot was running, and runs now, at start. */
-  readonly late: boolean;
-}
-
-/** The context of a task: a job context bound to the job's chat, plus the job. */
-export type TaskContext<Data extends Json = Json> = Context & { readonly scheduled: ScheduledRun<Data> };
-
-/** A task's handler. Runs as a job: cancellable with `/cancel`, aborted on shutdown. */
-export type TaskHandler<Data extends Json = Json> = (ctx: TaskContext<Data>) => void | Promise<void>;
-
-/** How a task is run. */
-export interface TaskOptions {
-  /** A job due while the bot was down: `run` it once at start (default), or `skip` that run. */
-  readonly misfire?: 'run' | 'skip';
-  /** Retries after a failure. Default 3. */
-  readonly retries?: number;
-  /** Delay before the first retry; each later one waits twice as long. Default 30 s. */
-  readonly retryDelayMs?: number;
-}
-
-/** Where and for whom a job is scheduled, and an optional stable id. */
-export interface ScheduleOptions {
-  /** The chat the task replies in. Default: the chat of the job that schedules it (required in `setup`). */
-  readonly chat?: ChatAddress;
-  /** Default: the user of the job that schedules it. */
-  readonly user?: UserRef;
-  /**
-   * A stable id (letters, digits, `_`, `-`, `.`): scheduling again under it replaces the job, so a
-   * plugin can set up a daily job in `setup` on every start without piling up copies.
-   */
-  readonly id?: string;
-}
-
-/** Which jobs {@link Schedule.list} returns. */
-export interface ScheduleFilter {
-  /** Jobs replying in this chat (same adapter and chat id; any topic or thread). */
-  readonly chat?: ChatAddress;
-  /** Jobs scheduled by this user id. */
-  readonly user?: string;
-}
-
-/** A plugin's scheduler: `ctx.schedule` in a handler (bound to its chat) or in `setup`. */
-export interface Schedule {
-  /** Runs `task` in `ms` milliseconds. Resolves with the job's id. */
-  later(ms: number, task: string, data?: Json, options?: ScheduleOptions): Promise<string>;
-  /** Runs `task` at `when` (a past time runs at once). Resolves with the job's id. */
-  at(when: Date | number, task: string, data?: Json, options?: ScheduleOptions): Promise<string>;
-  /**
-   * Runs `task` on a cron schedule (`0 9 * * 1-5`; six fields add seconds) in `timezone`
-   * (an IANA name; default the system's). Resolves with the job's id.
-   */
-  every(
-    cron: string,
-    task: string,
-    data?: Json,
-    options?: ScheduleOptions & { readonly timezone?: string },
-  ): Promise<string>;
-  /** Cancels one of this plugin's jobs. True when it existed. A run in progress finishes. */
-  cancel(id: string): Promise<boolean>;
-  /** This plugin's jobs, soonest first. */
-  list(filter?: ScheduleFilter): Promise<ScheduledJob[]>;
-}
+// The scheduler's own API speaks of these; the bot takes them from here.
+export type {
+  ScheduledJob,
+  ScheduledRun,
+  ScheduleFilter,
+  TaskContext,
+  TaskHandler,
+} from './schedule-jobs.ts';
 
 /**
  * Runs one due job as a bot job and says how it ended. `interrupted`: stopped by the bot itself
@@ -130,61 +66,16 @@ export interface SchedulerOptions {
   readonly leaseMs?: number;
 }
 
-interface TaskEntry {
+interface TaskEntry extends TaskSettings {
   readonly handler: TaskHandler;
-  readonly misfire: 'run' | 'skip';
-  readonly retries: number;
-  readonly retryDelayMs: number;
 }
 
-const prefix = 'schedule:';
-const lockPrefix = 'schedule-lock:';
 const maxTimerMs = 2 ** 31 - 1;
-const maxDataBytes = 64 * 1024;
 const maxRetryDelayMs = 6 * 3_600_000;
-const idAlphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
-const namePattern = /^[\w.-]{1,64}$/;
-
-const keyOf = (plugin: string, id: string) => `${prefix}${plugin}:${id}`;
-
-/** The next time `cron` matches after `after`, in `timezone`; `undefined` when it never does again. */
-export function nextCronRun(cron: string, timezone: string | undefined, after: number): number | undefined {
-  const next = new Cron(cron, { paused: true, ...(timezone !== undefined && { timezone }) }).nextRun(
-    new Date(after),
-  );
-  return next ? next.getTime() : undefined;
-}
-
-/** A TypeError naming the first part of `value` that is not plain JSON. */
-function checkJson(value: unknown, path: string): void {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}, which JSON cannot hold`);
-    return;
-  }
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) checkJson(item, `${path}[${index}]`);
-    return;
-  }
-  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const [key, item] of Object.entries(value)) checkJson(item, `${path}.${key}`);
-    return;
-  }
-  const kind = typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
-  throw new TypeError(`${path} is a ${kind}: scheduled job data must be plain JSON`);
-}
-
-function checkZone(timezone: string): void {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: timezone });
-  } catch {
-    throw new TypeError(`unknown time zone "${timezone}" (expected an IANA name such as Europe/Berlin)`);
-  }
-}
 
 /** Keeps the jobs, fires them on time, and hands out each plugin's {@link Schedule}. */
 export class Scheduler {
-  readonly #store: Store;
+  readonly #jobs: ScheduleStore;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #run: RunScheduled;
@@ -207,7 +98,7 @@ export class Scheduler {
   #state: 'new' | 'running' | 'stopped' = 'new';
 
   constructor(options: SchedulerOptions) {
-    this.#store = options.store;
+    this.#jobs = new ScheduleStore(options.store);
     this.#clock = options.clock;
     this.#log = options.log;
     this.#run = options.run;
@@ -218,17 +109,10 @@ export class Scheduler {
 
   /** Registers a plugin's task. Returns a function that unregisters it. */
   register(plugin: string, name: string, handler: TaskHandler, options: TaskOptions = {}): () => void {
-    if (!namePattern.test(name)) {
-      throw new TypeError(`task name "${name}" must be 1-64 letters, digits, _, - or . (plugin ${plugin})`);
-    }
     const key = `${plugin}:${name}`;
+    // A name that is not valid is never registered, so it fails the check in taskSettings.
     if (this.#tasks.has(key)) throw new TypeError(`task ${name} of plugin ${plugin} is registered twice`);
-    const retries = options.retries ?? 3;
-    const retryDelayMs = options.retryDelayMs ?? 30_000;
-    if (!Number.isInteger(retries) || retries < 0) throw new TypeError('retries must be an integer >= 0');
-    if (!Number.isInteger(retryDelayMs) || retryDelayMs <= 0)
-      throw new TypeError('retryDelayMs must be a positive integer');
-    const entry: TaskEntry = { handler, misfire: options.misfire ?? 'run', retries, retryDelayMs };
+    const entry: TaskEntry = { handler, ...taskSettings(plugin, name, options) };
     this.#tasks.set(key, entry);
     return () => {
       if (this.#tasks.get(key) === entry) this.#tasks.delete(key);
@@ -245,36 +129,23 @@ export class Scheduler {
       every?: ScheduledJob['every'],
     ) => this.#add(plugin, task, data, { ...bound, ...options }, runAt, every);
     return {
-      later: async (ms, task, data = null, options = {}) => {
-        if (!Number.isFinite(ms) || ms < 0) throw new TypeError(`later(): ms must be >= 0, got ${ms}`);
-        return add(task, data, options, this.#clock.now() + ms);
-      },
-      at: async (when, task, data = null, options = {}) => {
-        const time = typeof when === 'number' ? when : when.getTime();
-        if (!Number.isFinite(time)) throw new TypeError('at(): not a valid date');
-        return add(task, data, options, Math.max(time, this.#clock.now()));
-      },
+      later: async (ms, task, data = null, options = {}) =>
+        add(task, data, options, laterRun(ms, this.#clock.now())),
+      at: async (when, task, data = null, options = {}) =>
+        add(task, data, options, atRun(when, this.#clock.now())),
       every: async (cron, task, data = null, options = {}) => {
         const timezone = options.timezone;
-        if (timezone !== undefined) checkZone(timezone);
-        let next: number | undefined;
-        try {
-          next = nextCronRun(cron, timezone, this.#clock.now());
-        } catch (error) {
-          throw new TypeError(`every(): invalid cron expression "${cron}": ${(error as Error).message}`);
-        }
-        if (next === undefined) throw new TypeError(`every(): "${cron}" never matches again`);
+        const next = firstCronRun(cron, timezone, this.#clock.now());
         return add(task, data, options, next, { cron, ...(timezone !== undefined && { timezone }) });
       },
       cancel: (id) => this.#cancel(plugin, id),
-      list: async (filter = {}) => (await this.#list(`${prefix}${plugin}:`)).filter(matches(filter)),
+      list: async (filter = {}) => (await this.#jobs.list(plugin)).filter(matches(filter)),
     };
   }
 
   /** Every job in the store, soonest first (the test kit shows them). */
   list(filter: ScheduleFilter & { readonly plugin?: string } = {}): Promise<ScheduledJob[]> {
-    const scope = filter.plugin === undefined ? prefix : `${prefix}${filter.plugin}:`;
-    return this.#list(scope).then((jobs) => jobs.filter(matches(filter)));
+    return this.#jobs.list(filter.plugin).then((jobs) => jobs.filter(matches(filter)));
   }
 
   /** Loads the jobs this bot can run and starts firing them; late ones fire now. */
@@ -284,8 +155,8 @@ export class Scheduler {
     this.#startedAt = this.#clock.now();
     await this.#reload();
     const waiting = new Map<string, number>();
-    for (const job of await this.#list(prefix)) {
-      if (!this.#armed.has(keyOf(job.plugin, job.id))) {
+    for (const job of await this.#jobs.list()) {
+      if (!this.#armed.has(this.#jobs.keyOf(job.plugin, job.id))) {
         const why = this.#tasks.has(`${job.plugin}:${job.task}`)
           ? `adapter ${job.chat.adapter}`
           : `task ${job.plugin}:${job.task}`;
@@ -335,16 +206,7 @@ export class Scheduler {
     if (!this.#tasks.has(`${plugin}:${task}`)) {
       throw new TypeError(`plugin ${plugin} has no task "${task}" (register it with ctx.task in setup)`);
     }
-    if (!options.chat) {
-      throw new TypeError('a job scheduled outside a handler needs options.chat, the chat it replies in');
-    }
-    checkJson(data, 'data');
-    if (JSON.stringify(data).length > maxDataBytes) {
-      throw new TypeError(`scheduled job data must be at most ${maxDataBytes} bytes of JSON`);
-    }
-    if (options.id !== undefined && !namePattern.test(options.id)) {
-      throw new TypeError(`job id "${options.id}" must be 1-64 letters, digits, _, - or .`);
-    }
+    checkJobRequest(data, options);
     const id = options.id ?? newId();
     const now = this.#clock.now();
     const job: ScheduledJob = {
@@ -361,28 +223,21 @@ export class Scheduler {
       createdAt: now,
       rev: newId(),
     };
-    const key = keyOf(plugin, id);
-    await this.#store.set(key, job as unknown as Json);
+    const key = this.#jobs.keyOf(plugin, id);
+    await this.#jobs.set(key, job);
     this.#arm(key, job);
     this.#tick();
     return id;
   }
 
   async #cancel(plugin: string, id: string): Promise<boolean> {
-    if (typeof id !== 'string' || !namePattern.test(id)) return false;
-    const key = keyOf(plugin, id);
+    if (typeof id !== 'string' || !isName(id)) return false;
+    const key = this.#jobs.keyOf(plugin, id);
     if (this.#firing.has(key)) this.#cancelledWhileFiring.add(key);
     this.#armed.delete(key);
-    const existed = await this.#store.delete(key);
+    const existed = await this.#jobs.delete(key);
     this.#tick();
     return existed;
-  }
-
-  async #list(scope: string): Promise<ScheduledJob[]> {
-    const entries = await this.#store.list<Json>(scope);
-    return entries
-      .map((entry) => entry.value as unknown as ScheduledJob)
-      .sort((a, b) => a.runAt - b.runAt || a.id.localeCompare(b.id));
   }
 
   /** Arms `job` if this process can run it. */
@@ -393,8 +248,8 @@ export class Scheduler {
 
   async #reload(): Promise<void> {
     const seen = new Set<string>();
-    for (const job of await this.#list(prefix)) {
-      const key = keyOf(job.plugin, job.id);
+    for (const job of await this.#jobs.list()) {
+      const key = this.#jobs.keyOf(job.plugin, job.id);
       seen.add(key);
       if (!this.#firing.has(key)) this.#arm(key, job);
     }
@@ -442,13 +297,13 @@ export class Scheduler {
     this.#cancelledWhileFiring.delete(key);
     let lock: StoreLock | undefined;
     try {
-      lock = await this.#store.lock(`${lockPrefix}${key.slice(prefix.length)}`, this.#leaseMs);
+      lock = await this.#jobs.lock(key, this.#leaseMs);
       if (!lock) {
         // Another process runs it now (or one that crashed held it): look again once its lease ends.
         this.#armed.set(key, { ...armedJob, runAt: this.#clock.now() + this.#leaseMs });
         return;
       }
-      const job = await this.#store.get<Json>(key).then((value) => value as unknown as ScheduledJob);
+      const job = await this.#jobs.get(key);
       if (!job) {
         this.#armed.delete(key);
         return;
@@ -465,12 +320,15 @@ export class Scheduler {
       const late = job.runAt < this.#startedAt!;
       if (late && task.misfire === 'skip') {
         this.#log.info('skipped a job due while the bot was down', { plugin: job.plugin, task: job.task });
-        await this.#settle(key, job, this.#advance(job));
+        await this.#settle(key, job, followingRun(job, this.#clock.now()));
         return;
       }
       if (late)
         this.#log.info('running a job due while the bot was down', { plugin: job.plugin, task: job.task });
-      const outcome = await this.#runHolding(lock, { ...job, late }, task);
+      const run = { ...job, late };
+      const outcome = await holdWhile(lock, this.#leaseMs, this.#clock, this.#log, run, () =>
+        this.#run(run, task.handler),
+      );
       if (outcome === 'interrupted' || (outcome === 'cancelled' && this.#state !== 'running')) {
         return; // stopped by shutdown or a reload: it stays due and runs at the next start or resume
       }
@@ -478,7 +336,7 @@ export class Scheduler {
         await this.#settle(key, job, this.#retry(job, task));
         return;
       }
-      await this.#settle(key, job, this.#advance(job));
+      await this.#settle(key, job, followingRun(job, this.#clock.now()));
     } catch (error) {
       // The store failed: try this job again a little later rather than in a tight loop.
       this.#log.error('could not run a scheduled job', { plugin: armedJob.plugin, id: armedJob.id, error });
@@ -493,42 +351,6 @@ export class Scheduler {
     }
   }
 
-  /** Runs the task, extending the lock while it runs. */
-  async #runHolding(
-    lock: StoreLock,
-    job: ScheduledRun,
-    task: TaskEntry,
-  ): Promise<'done' | 'failed' | 'cancelled' | 'interrupted'> {
-    let renewal: TimerHandle | undefined;
-    const renew = () => {
-      renewal = this.#clock.setTimeout(() => {
-        void lock.extend(this.#leaseMs).then(
-          (held) => {
-            if (!held) this.#log.warn('lost the lock of a running job', { plugin: job.plugin, id: job.id });
-            else renew();
-          },
-          (error: unknown) => this.#log.warn('could not extend a job lock', { error }),
-        );
-      }, this.#leaseMs / 3);
-    };
-    renew();
-    try {
-      return await this.#run(job, task.handler);
-    } finally {
-      if (renewal !== undefined) this.#clock.clearTimeout(renewal);
-    }
-  }
-
-  /** The job after a run that counts (done, cancelled by a user, or out of retries): next time or gone. */
-  #advance(job: ScheduledJob): ScheduledJob | undefined {
-    if (!job.every) return undefined;
-    const now = this.#clock.now();
-    // Missed occurrences collapse into the run just made: the next one is after now.
-    const next = nextCronRun(job.every.cron, job.every.timezone, Math.max(now, job.dueAt));
-    if (next === undefined) return undefined;
-    return { ...job, runAt: next, dueAt: next, attempt: 0 };
-  }
-
   #retry(job: ScheduledJob, task: TaskEntry): ScheduledJob | undefined {
     const attempt = job.attempt + 1;
     if (attempt > task.retries) {
@@ -537,7 +359,7 @@ export class Scheduler {
         task: job.task,
         attempts: attempt,
       });
-      return this.#advance(job);
+      return followingRun(job, this.#clock.now());
     }
     const delay = Math.min(task.retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs);
     const retryAt = this.#clock.now() + delay;
@@ -547,7 +369,7 @@ export class Scheduler {
       attempt,
       inMs: delay,
     });
-    const following = this.#advance(job);
+    const following = followingRun(job, this.#clock.now());
     // A repeating job whose next occurrence comes first simply goes on with it.
     if (following && following.runAt <= retryAt) return following;
     return { ...job, runAt: retryAt, attempt };
@@ -556,38 +378,18 @@ export class Scheduler {
   /** Writes what follows a run, unless the job was cancelled or replaced while it ran. */
   async #settle(key: string, ran: ScheduledJob, next: ScheduledJob | undefined): Promise<void> {
     if (this.#cancelledWhileFiring.has(key)) return;
-    const current = await this.#store.get<Json>(key).then((value) => value as unknown as ScheduledJob);
+    const current = await this.#jobs.get(key);
     if (!current || current.rev !== ran.rev) {
       if (current) this.#arm(key, current);
       return;
     }
     if (next) {
       const written = { ...next, rev: newId() };
-      await this.#store.set(key, written as unknown as Json);
+      await this.#jobs.set(key, written);
       this.#arm(key, written);
     } else {
-      await this.#store.delete(key);
+      await this.#jobs.delete(key);
       this.#armed.delete(key);
     }
   }
-}
-
-function matches(filter: ScheduleFilter): (job: ScheduledJob) => boolean {
-  return (job) =>
-    (filter.chat === undefined ||
-      (job.chat.adapter === filter.chat.adapter && job.chat.id === filter.chat.id)) &&
-    (filter.user === undefined || job.user?.id === filter.user);
-}
-
-/** A short id that is easy to read out and type: 8 characters, no 0/o or 1/l. */
-function newId(): string {
-  let id = '';
-  // Bytes past the last whole multiple of the alphabet are skipped, so every letter is equally likely.
-  const limit = 256 - (256 % idAlphabet.length);
-  while (id.length < 8) {
-    for (const byte of crypto.getRandomValues(new Uint8Array(8))) {
-      if (byte < limit && id.length < 8) id += idAlphabet[byte % idAlphabet.length];
-    }
-  }
-  return id;
 }

@@ -24,7 +24,7 @@ import type {
   UserRef,
 } from './message.ts';
 import { HttpClient } from './runtime/http.ts';
-import type { ScheduledJob, ScheduleFilter } from './schedule.ts';
+import type { ScheduledJob, ScheduleFilter } from './schedule-jobs.ts';
 import type { Slots } from './slots.ts';
 import { MemoryStore, type Store } from './store.ts';
 

@@ -6,8 +6,12 @@
  * globally; both versions share that global slot, so once Chorus's undici has loaded, requests
  * with files (FormData bodies) fail inside the other one. Handing discord.js this function instead
  * keeps one undici on the path and leaves the global dispatcher alone.
+ *
+ * And what a REST call's failure becomes: a 429 (after @discordjs/rest's own retries), a refusal
+ * by Discord, or a network that failed, kept apart as the core's errors.
  */
 import { Agent, fetch } from 'undici';
+import { AdapterError, RateLimitError } from '../../src/errors.ts';
 
 /** The request options @discordjs/rest passes to `makeRequest` (a subset of fetch's). */
 interface RestRequestInit {
@@ -52,4 +56,28 @@ export function createDiscordRequest(onStatus?: (status: number) => void): {
     },
     close: () => dispatcher.close(),
   };
+}
+
+/**
+ * Runs `request`, a REST call of adapter `name` doing `what`, and maps its failure: a 429 (after
+ * @discordjs/rest's own retries) to a `RateLimitError`, an answer with another status to an
+ * `AdapterError` the remote refused, anything else to one where the network failed.
+ */
+export async function callDiscord<T>(name: string, what: string, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    if (status === 429) {
+      const retry = Number((error as { rawError?: { retry_after?: number } }).rawError?.retry_after ?? 1);
+      throw new RateLimitError(retry * 1000, `discord: rate limited (${what})`, { cause: error });
+    }
+    if (typeof status === 'number') {
+      throw new AdapterError(name, `discord refused ${what}: ${(error as Error).message}`, {
+        remote: true,
+        cause: error,
+      });
+    }
+    throw new AdapterError(name, `discord unreachable (${what})`, { remote: false, cause: error });
+  }
 }
