@@ -17,7 +17,8 @@ import type { Logger, Redactor } from './logger.ts';
 import type { IncomingMessage } from './message.ts';
 import type { JobOutcome, Metrics } from './metrics.ts';
 import type { CommandHandler } from './plugin.ts';
-import type { ScheduledRun, Scheduler, TaskContext, TaskHandler } from './schedule.ts';
+import type { Scheduler } from './schedule.ts';
+import type { ScheduledRun, TaskContext, TaskHandler } from './schedule-jobs.ts';
 import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
 
 /** What the {@link JobRunner} works with: the bot's parts a job touches. */

@@ -33,15 +33,6 @@ import {
 import { holdWhile, matches, newId, ScheduleStore } from './schedule-store.ts';
 import type { Json, Store, StoreLock } from './store.ts';
 
-// The scheduler's own API speaks of these; the bot takes them from here.
-export type {
-  ScheduledJob,
-  ScheduledRun,
-  ScheduleFilter,
-  TaskContext,
-  TaskHandler,
-} from './schedule-jobs.ts';
-
 /**
  * Runs one due job as a bot job and says how it ended. `interrupted`: stopped by the bot itself
  * (its plugin is being reloaded), so the job stays due and runs again.
