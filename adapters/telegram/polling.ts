@@ -93,7 +93,8 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
       // All taken. When the next batch is not there yet (a quiet bot), the ids taken are saved now,
       // not when it comes; under load the next ask saves them along with the next batch. The held
       // batch stays in the store until the next replaces it: every update of it is known as taken.
-      if (!arrived) await handled.flush();
+      // Writes go one after another, so the next ask's write waits for this one; taking does not.
+      if (!arrived) void handled.flush();
     }
   } finally {
     handled.hold([]);
