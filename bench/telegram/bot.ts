@@ -46,9 +46,17 @@ async function startChorus(): Promise<() => Promise<void>> {
 
 async function startGrammy(concurrent: boolean): Promise<() => Promise<void>> {
   const bot = new Bot(token, { client: { apiRoot } });
-  // A reply whose connection the fake dropped (a keep-alive race under load) is sent again, as
-  // Chorus's outbox would: every update must have its reply for the run to finish.
-  const echo = (text: string, send: (text: string) => Promise<unknown>) => send(text).catch(() => send(text));
+  // A reply whose connection the fake dropped (a keep-alive race under load) is sent again, up to
+  // five times, as Chorus's outbox would: every update must have its reply for the run to finish.
+  const echo = async (text: string, send: (text: string) => Promise<unknown>) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send(text);
+      } catch (error) {
+        if (attempt === 5) throw error;
+      }
+    }
+  };
   bot.on('message', (ctx) => echo(ctx.message.text?.slice(6) ?? '', (text) => ctx.reply(text)));
   bot.catch((error) => process.stderr.write(`bench bot: ${String(error.error)}\n`));
   await bot.init();
