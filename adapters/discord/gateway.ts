@@ -53,6 +53,14 @@ export interface DiscordGatewayOptions {
   readonly onInteraction: (interaction: Interaction) => void;
 }
 
+/** The gateway intents Chorus asks for: guilds, their messages and DMs, with message content. */
+export const gatewayIntents = [
+  GatewayIntentBits.Guilds,
+  GatewayIntentBits.GuildMessages,
+  GatewayIntentBits.DirectMessages,
+  GatewayIntentBits.MessageContent,
+];
+
 /** The discord.js Clients of this process, one per shard it holds the lease of. */
 export class DiscordGateway {
   readonly #options: DiscordGatewayOptions;
@@ -65,12 +73,7 @@ export class DiscordGateway {
   constructor(options: DiscordGatewayOptions) {
     this.#options = options;
     this.#clientOptions = {
-      intents: [
-        GatewayIntentBits.Guilds,
-        GatewayIntentBits.GuildMessages,
-        GatewayIntentBits.DirectMessages,
-        GatewayIntentBits.MessageContent,
-      ],
+      intents: gatewayIntents,
       partials: [Partials.Channel],
       rest: options.restOptions,
       allowedMentions: { parse: [], repliedUser: false },

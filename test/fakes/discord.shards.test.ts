@@ -3,8 +3,9 @@
  * GET /gateway/bot recommends a count, IDENTIFY's `shard` picks the guilds, DMs go to shard 0,
  * and a bad shard or too many guilds per shard closes the connection with Discord's codes.
  */
-import { Client, Events, GatewayIntentBits, type Message, Partials } from 'discord.js';
+import { Client, Events, type Message, Partials } from 'discord.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { gatewayIntents } from '../../adapters/discord/gateway.ts';
 import { eventually } from '../adapters/contract.ts';
 import { FakeDiscord, type FakeDiscordUser, shardOf } from './discord/server.ts';
 import { checkDiscordRequests } from './discord/spec.ts';
@@ -26,12 +27,7 @@ async function fakeWith(guilds: number, options: ConstructorParameters<typeof Fa
 /** A discord.js client on the fake, recording every message with the shard that brought it. */
 function client(fake: FakeDiscord, sharding: { shards?: 'auto' | number[]; shardCount?: number }) {
   const c = new Client({
-    intents: [
-      GatewayIntentBits.Guilds,
-      GatewayIntentBits.GuildMessages,
-      GatewayIntentBits.DirectMessages,
-      GatewayIntentBits.MessageContent,
-    ],
+    intents: gatewayIntents,
     partials: [Partials.Channel],
     rest: { api: `${fake.url}/api` },
     ...sharding,
