@@ -99,6 +99,7 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
   } finally {
     handled.hold([]);
     await handled.flush();
-    if (offset > 0) await options.confirm(offset).catch(() => {});
+    // Stopped, not refused: a poll after a 409 would cut the other poller's short in turn.
+    if (offset > 0 && signal.aborted) await options.confirm(offset).catch(() => {});
   }
 }

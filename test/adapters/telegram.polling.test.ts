@@ -202,6 +202,7 @@ describe('telegram long polling', () => {
     let recovered = 0;
     let calls = 0;
     let prepared = 0;
+    const confirmed: number[] = [];
     const refused = new Error('401: Unauthorized');
     const polling = pollUpdates(
       {
@@ -214,7 +215,9 @@ describe('telegram long polling', () => {
           if (calls === 3) return [{ update_id: 9 } as Update];
           throw refused;
         },
-        confirm: async () => {},
+        confirm: async (offset) => {
+          confirmed.push(offset);
+        },
         take: async (update) => handled.add(update.update_id),
         handled,
         retryDelayMs: (error, count) => {
@@ -230,6 +233,8 @@ describe('telegram long polling', () => {
     expect(prepared).toBe(2);
     expect(failures).toEqual([0, 0, 1, 0]);
     expect(recovered).toBe(2);
+    // Refused (as when another process polls the bot): no last poll that would cut the other's short.
+    expect(confirmed).toEqual([]);
     expect(handled.has(9)).toBe(true);
   });
 });
