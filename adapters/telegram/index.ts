@@ -102,7 +102,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
   };
 
   /** Long polling until `signal` aborts: the webhook is removed first (Telegram refuses both). */
-  async function poll(h: AdapterHost, signal: AbortSignal): Promise<void> {
+  async function poll(h: AdapterHost, signal: AbortSignal, handOver?: AbortSignal): Promise<void> {
     try {
       await pollUpdates(
         {
@@ -116,9 +116,17 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
           confirm: async (offset) => {
             // Not when another process polls now: a second poll would cut its poll short.
             if (!signal.aborted || intake.signal.aborted)
-              await bot.api.getUpdates({ offset, limit: 1, timeout: 0, allowed_updates: updateTypes });
+              await bot.api.getUpdates(
+                { offset, limit: 1, timeout: 0, allowed_updates: updateTypes },
+                // Shutdown does not wait on it for long: what it would confirm is remembered as handled.
+                grammySignal(AbortSignal.timeout(5000)),
+              );
           },
-          take: (update) => bot.handleUpdate(update),
+          // A failed update is logged, as grammY's own polling does, and the batch goes on.
+          take: (update) =>
+            bot
+              .handleUpdate(update)
+              .catch((error: unknown) => h.log.error('telegram update failed', { error })),
           handled: handled!,
           retryDelayMs,
           onRecovered: () => {
@@ -128,6 +136,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
           },
         },
         signal,
+        handOver,
       );
     } catch (error) {
       h.log.error('telegram polling stopped', { error });
@@ -200,7 +209,7 @@ export function createTelegramAdapter(options: TelegramAdapterOptions): Adapter 
       // What the last holder took and held since this process started: read now, not at start.
       handled = await loadHandled(h);
       const lost = new AbortController();
-      const running = poll(h, AbortSignal.any([intake.signal, lost.signal]));
+      const running = poll(h, AbortSignal.any([intake.signal, lost.signal]), lost.signal);
       const renew = setInterval(() => {
         void lease.extend(pollLeaseMs).then(
           (kept) => {

@@ -40,9 +40,15 @@ export interface PollOptions {
 
 /**
  * Polls until `signal` aborts (resolves) or `retryDelayMs` gives up (rejects with its error).
- * Updates are taken one after another, in Telegram's order.
+ * Updates are taken one after another, in Telegram's order. `handOver` aborts when another
+ * process has taken polling over: this poller stops taking at once and leaves the store as it is,
+ * so the other takes the rest of the batch from it.
  */
-export async function pollUpdates(options: PollOptions, signal: AbortSignal): Promise<void> {
+export async function pollUpdates(
+  options: PollOptions,
+  signal: AbortSignal,
+  handOver?: AbortSignal,
+): Promise<void> {
   const { handled } = options;
   let failures = 0;
   /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once polling stops. */
@@ -61,16 +67,35 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
       }
     }
   };
-  /** The next batch, `undefined` once polling stops. Never rejects but with a reason to stop. */
-  const ask = async (from: number): Promise<Update[] | undefined> => {
-    // getUpdates with an offset confirms every update before it: what was taken or held is saved first.
-    await handled.flush();
+  /**
+   * The next batch, `undefined` once polling stops. Never rejects but with a reason to stop.
+   * getUpdates with an offset confirms every update before it, so what was taken or held is saved
+   * first; when the held batch could not be saved, the ask waits until the batch is `taken`.
+   */
+  const ask = async (from: number, taken: Promise<void>): Promise<Update[] | undefined> => {
+    if (signal.aborted) return undefined;
+    if (!(await handled.flush())) await taken;
     return retrying(() => options.getUpdates(from, signal));
   };
-  for (const update of handled.held()) await options.take(update);
+  /** Takes `updates` in order; those not taken when a take throws or polling is handed over stay held. */
+  const takeAll = async (updates: readonly Update[]): Promise<void> => {
+    for (const [index, update] of updates.entries()) {
+      if (handOver?.aborted) return;
+      try {
+        await options.take(update);
+      } catch (error) {
+        handled.hold(updates.slice(index + 1));
+        throw error;
+      }
+    }
+  };
+  await takeAll(handled.held());
+  if (handOver?.aborted) return;
+  await handled.releaseLeftOver();
   let offset = 0;
   if (options.prepare) await retrying(() => options.prepare!(signal));
-  let next = ask(offset);
+  let next = ask(offset, Promise.resolve());
+  let inHand = false;
   try {
     for (;;) {
       const batch = await next;
@@ -81,7 +106,13 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
         handled.hold(batch);
       }
       let arrived = false;
-      next = ask(offset);
+      let taken!: () => void;
+      next = ask(
+        offset,
+        new Promise<void>((resolve) => {
+          taken = resolve;
+        }),
+      );
       // A reason to stop polling is thrown where the batch is awaited, not while this one is taken.
       next.then(
         () => {
@@ -89,7 +120,11 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
         },
         () => {},
       );
-      for (const update of batch) await options.take(update);
+      inHand = true;
+      await takeAll(batch);
+      if (handOver?.aborted) return;
+      inHand = false;
+      taken();
       // All taken. When the next batch is not there yet (a quiet bot), the ids taken are saved now,
       // not when it comes; under load the next ask saves them along with the next batch. The held
       // batch stays in the store until the next replaces it: every update of it is known as taken.
@@ -97,9 +132,12 @@ export async function pollUpdates(options: PollOptions, signal: AbortSignal): Pr
       if (!arrived) void handled.flush();
     }
   } finally {
-    handled.hold([]);
-    await handled.flush();
-    // Stopped, not refused: a poll after a 409 would cut the other poller's short in turn.
-    if (offset > 0 && signal.aborted) await options.confirm(offset).catch(() => {});
+    if (!handOver?.aborted) {
+      // A take that threw left the rest of its batch held; otherwise nothing is.
+      if (!inHand) handled.hold([]);
+      await handled.flush();
+      // Stopped, not refused: a poll after a 409 would cut the other poller's short in turn.
+      if (offset > 0 && signal.aborted) await options.confirm(offset).catch(() => {});
+    }
   }
 }

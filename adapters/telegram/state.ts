@@ -12,8 +12,10 @@
  * Lookups are in memory. Writes go in batches: the ids handled since the last {@link
  * HandledUpdates.flush} become one store entry (`handled:<bot id>:<time>:<first id>`), written
  * before the batch is confirmed to Telegram, so a store write costs once per batch, not per update.
- * The held batch is one entry (`held:<bot id>`), replaced by each flush that changed it and gone
- * when nothing is held.
+ * The held batch is one entry per poller (`held:<bot id>:<poller>`), replaced by each flush that
+ * changed it and gone when nothing is held; the next poller takes what the entries it finds hold
+ * (after a crash, or taking polling over) and then removes them, so a poller that lost the
+ * polling lease and writes late touches only its own entry.
  */
 import type { Update } from 'grammy/types';
 import type { Json, Store } from '../../src/store.ts';
@@ -55,7 +57,10 @@ export class HandledUpdates {
   /** Ids handled since the last flush. */
   #pending: number[] = [];
   #sequence = 0;
+  readonly #heldPrefix: string;
   readonly #heldKey: string;
+  /** The held entries of earlier pollers, read at load: removed once their updates are taken. */
+  #leftOverKeys: string[] = [];
   /** The batch held now, and whether the store has it yet. */
   #held: readonly Update[] = [];
   #heldStored = true;
@@ -66,7 +71,8 @@ export class HandledUpdates {
   private constructor(store: Store, botId: string, options: HandledUpdatesOptions) {
     this.#store = store;
     this.#prefix = `handled:${botId}:`;
-    this.#heldKey = `held:${botId}`;
+    this.#heldPrefix = `held:${botId}:`;
+    this.#heldKey = `${this.#heldPrefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     this.#now = options.now ?? Date.now;
     this.#max = options.max ?? 10_000;
     this.#onError = options.onError ?? (() => {});
@@ -110,20 +116,35 @@ export class HandledUpdates {
     return this.#leftOver.filter((update) => !this.has(update.update_id));
   }
 
+  /** Saves the ids taken, then removes the held entries read at load: their updates are taken. */
+  async releaseLeftOver(): Promise<void> {
+    if (this.#leftOverKeys.length === 0) return;
+    await this.flush();
+    const keys = this.#leftOverKeys;
+    this.#leftOverKeys = [];
+    this.#leftOver = [];
+    for (const key of keys)
+      await this.#store
+        .delete(key)
+        .catch((error: unknown) => this.#onError('could not remove a held batch', error));
+  }
+
   /**
    * Stores the ids added since the last flush, as one entry, and the held batch if it changed.
    * A failed write is retried with the next.
    */
-  flush(): Promise<void> {
+  flush(): Promise<boolean> {
     // One write after another: a later write of the held batch must not be overtaken by an earlier.
-    this.#writing = this.#writing.then(() =>
-      Promise.all([this.#flushIds(), this.#flushHeld()]).then(() => {}),
+    const written = this.#writing.then(() =>
+      Promise.all([this.#flushIds(), this.#flushHeld()]).then(([, held]) => held),
     );
-    return this.#writing;
+    this.#writing = written.then(() => {});
+    return written;
   }
 
-  async #flushHeld(): Promise<void> {
-    if (this.#heldStored) return;
+  /** False when the held batch could not be written. */
+  async #flushHeld(): Promise<boolean> {
+    if (this.#heldStored) return true;
     const held = this.#held;
     this.#heldStored = true;
     try {
@@ -135,9 +156,11 @@ export class HandledUpdates {
           // Replaced with the next batch: not worth compressing.
           { ttlMs: handledLifetimeMs, shortLived: true },
         );
+      return true;
     } catch (error) {
       if (this.#held === held) this.#heldStored = false;
       this.#onError('could not save the updates in hand', error);
+      return false;
     }
   }
 
@@ -169,10 +192,15 @@ export class HandledUpdates {
   async #read(): Promise<void> {
     let entries: { value: unknown }[];
     try {
-      const held = await this.#store.get<{ updates: Json[] }>(this.#heldKey);
-      this.#leftOver = Array.isArray(held?.updates)
-        ? (held.updates as unknown as Update[]).filter((update) => Number.isSafeInteger(update?.update_id))
-        : [];
+      const held = await this.#store.list<{ updates: Json[] }>(this.#heldPrefix);
+      const updates = new Map<number, Update>();
+      for (const entry of held) {
+        if (!Array.isArray(entry.value?.updates)) continue;
+        for (const update of entry.value.updates as unknown as Update[])
+          if (Number.isSafeInteger(update?.update_id)) updates.set(update.update_id, update);
+      }
+      this.#leftOver = [...updates.values()].sort((a, b) => a.update_id - b.update_id);
+      this.#leftOverKeys = held.map((entry) => entry.key);
       entries = await this.#store.list(this.#prefix);
     } catch (error) {
       this.#onError('could not read the handled update ids', error);

@@ -80,8 +80,10 @@ export function createBotApiTransport(options: BotApiTransportOptions = {}): Bot
     // More only costs memory: 64 carry about 640 calls a second at Telegram's 100 ms round trips,
     // beyond what the Bot API lets a bot send (30 messages a second without paid broadcasts).
     connections: 64,
-    headersTimeout: 0,
-    bodyTimeout: 0,
+    // A long poll waits 30 s for an answer; a connection silent for twice that is taken as dead
+    // (grammY's own limit for a call is 500 s).
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
   });
   return {
     dispatcher,

@@ -139,11 +139,11 @@ describe('telegram long polling', () => {
     // Telegram has forgotten 3-6 by now; the store has them.
     expect(queue.updates).toEqual([]);
     expect(taken).toEqual([1, 2, 3]);
-    expect(
-      ((await store.get<{ updates: { update_id: number }[] }>('held:1'))?.updates ?? []).map(
-        (u) => u.update_id,
-      ),
-    ).toEqual([3, 4, 5, 6]);
+    const heldIds = async () =>
+      (await store.list<{ updates: { update_id: number }[] }>('held:1:')).flatMap((entry) =>
+        entry.value.updates.map((u) => u.update_id),
+      );
+    expect(await heldIds()).toEqual([3, 4, 5, 6]);
 
     // A new process (or the one taking the polling lease over) on the same store.
     const again: number[] = [];
@@ -164,6 +164,8 @@ describe('telegram long polling', () => {
       'the next update',
     );
     expect(again).toEqual([3, 4, 5, 6, 7]);
+    // The crashed poller's entry went once its updates were taken; the new one holds its own last batch.
+    expect(await heldIds()).toEqual([7]);
     stop.abort();
     await polling;
     crashed.abort();
@@ -190,10 +192,102 @@ describe('telegram long polling', () => {
     await polling;
     expect(taken).toEqual([1, 2, 3]);
     expect(poll.confirmed).toEqual([4]);
-    expect(await store.get('held:1')).toBeUndefined();
+    expect(await store.list('held:1:')).toEqual([]);
     const next = await HandledUpdates.load(store, '1');
     expect([1, 2, 3].map((id) => next.has(id))).toEqual([true, true, true]);
     expect(next.held()).toEqual([]);
+  });
+
+  it('handed over mid-batch: stops taking at once and leaves the rest in the store for the next poller', async () => {
+    const store = new MemoryStore();
+    const queue = new UpdateQueue();
+    const first = await HandledUpdates.load(store, '1');
+    const taken: number[] = [];
+    let open!: () => void;
+    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
+    const lost = new AbortController();
+    queue.push(4);
+    const polling = pollUpdates(options(queue, first, gatedTake(taken, gates)), lost.signal, lost.signal);
+    await eventually(
+      () => taken,
+      (ids) => ids.length === 1,
+      'the first update',
+    );
+    // Another process holds the polling lease now, and has read what this one held.
+    const second = await HandledUpdates.load(store, '1');
+    lost.abort();
+    open();
+    await polling;
+    expect(taken).toEqual([1, 2]);
+    const again: number[] = [];
+    const stop = new AbortController();
+    const next = pollUpdates(options(queue, second, gatedTake(again, new Map())), stop.signal);
+    await eventually(
+      () => again,
+      (ids) => ids.length === 4,
+      'the rest',
+    );
+    // The first poller never took 3 and 4; what it took after its last save comes again (at least
+    // once, never lost).
+    expect(again).toEqual([1, 2, 3, 4]);
+    stop.abort();
+    await next;
+  });
+
+  it('a take that throws ends polling with its error, and the rest of its batch stays held', async () => {
+    const store = new MemoryStore();
+    const queue = new UpdateQueue();
+    const handled = await HandledUpdates.load(store, '1');
+    const broken = new Error('take failed');
+    queue.push(4);
+    const polling = pollUpdates(
+      options(queue, handled, async (update) => {
+        if (update.update_id === 2) throw broken;
+      }),
+      new AbortController().signal,
+    );
+    await expect(polling).rejects.toBe(broken);
+    const next = await HandledUpdates.load(store, '1');
+    expect(next.held().map((update) => update.update_id)).toEqual([3, 4]);
+  });
+
+  it('when the batch cannot be held (the store fails), asks for the next only once it is taken', async () => {
+    const store = new MemoryStore();
+    const failing: Store = {
+      ...store,
+      get: (key) => store.get(key),
+      delete: (key) => store.delete(key),
+      list: (prefix) => store.list(prefix),
+      lock: (key, ttl) => store.lock(key, ttl),
+      close: () => store.close(),
+      set: (key, value, setOptions) =>
+        key.startsWith('held:') ? Promise.reject(new Error('disk full')) : store.set(key, value, setOptions),
+    };
+    const queue = new UpdateQueue();
+    const handled = await HandledUpdates.load(failing, '1');
+    const taken: number[] = [];
+    let open!: () => void;
+    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
+    const stop = new AbortController();
+    queue.push(3);
+    const polling = pollUpdates(options(queue, handled, gatedTake(taken, gates)), stop.signal);
+    await eventually(
+      () => taken,
+      (ids) => ids.length === 1,
+      'the first update',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Not held, so not confirmed while 2 and 3 are still to be taken.
+    expect(queue.offsets).toEqual([0]);
+    open();
+    await eventually(
+      () => queue.offsets,
+      (offsets) => offsets.includes(4),
+      'the ask after the batch',
+    );
+    expect(taken).toEqual([1, 2, 3]);
+    stop.abort();
+    await polling;
   });
 
   it('waits as told after a failed ask (or webhook removal), says when they get through again, and ends on a refusal', async () => {
