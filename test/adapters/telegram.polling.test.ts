@@ -80,16 +80,31 @@ function options(
   };
 }
 
+/**
+ * A poller on `store` over a fresh queue of `count` updates whose take of update 2 waits for
+ * `open()`; resolves once update 1 is taken.
+ */
+async function pollingHeldAtTwo(store: Store, count: number, signal: AbortSignal, handOver?: AbortSignal) {
+  const queue = new UpdateQueue();
+  const handled = await HandledUpdates.load(store, '1');
+  const taken: number[] = [];
+  let open!: () => void;
+  const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
+  const poll = options(queue, handled, gatedTake(taken, gates));
+  queue.push(count);
+  const polling = pollUpdates(poll, signal, handOver);
+  await eventually(
+    () => taken,
+    (ids) => ids.length === 1,
+    'the first update',
+  );
+  return { queue, taken, open, polling, poll };
+}
+
 describe('telegram long polling', () => {
   it('asks for the next batch while the last is still being taken, and takes updates in order', async () => {
-    const queue = new UpdateQueue();
-    const handled = await HandledUpdates.load(new MemoryStore(), '1');
-    const taken: number[] = [];
-    let open!: () => void;
-    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
     const stop = new AbortController();
-    queue.push(3);
-    const polling = pollUpdates(options(queue, handled, gatedTake(taken, gates)), stop.signal);
+    const { queue, taken, open, polling } = await pollingHeldAtTwo(new MemoryStore(), 3, stop.signal);
     // Update 2 is still being taken, and the ask for what comes after 3 is already out.
     await eventually(
       () => queue.offsets,
@@ -173,20 +188,8 @@ describe('telegram long polling', () => {
 
   it('when stopped: takes the rest of the batch in hand, saves it, confirms it, and holds nothing', async () => {
     const store = new MemoryStore();
-    const queue = new UpdateQueue();
-    const handled = await HandledUpdates.load(store, '1');
-    const taken: number[] = [];
-    let open!: () => void;
-    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
     const stop = new AbortController();
-    const poll = options(queue, handled, gatedTake(taken, gates));
-    queue.push(3);
-    const polling = pollUpdates(poll, stop.signal);
-    await eventually(
-      () => taken,
-      (ids) => ids.length === 1,
-      'the first update',
-    );
+    const { taken, open, polling, poll } = await pollingHeldAtTwo(store, 3, stop.signal);
     stop.abort();
     open();
     await polling;
@@ -200,19 +203,8 @@ describe('telegram long polling', () => {
 
   it('handed over mid-batch: stops taking at once and leaves the rest in the store for the next poller', async () => {
     const store = new MemoryStore();
-    const queue = new UpdateQueue();
-    const first = await HandledUpdates.load(store, '1');
-    const taken: number[] = [];
-    let open!: () => void;
-    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
     const lost = new AbortController();
-    queue.push(4);
-    const polling = pollUpdates(options(queue, first, gatedTake(taken, gates)), lost.signal, lost.signal);
-    await eventually(
-      () => taken,
-      (ids) => ids.length === 1,
-      'the first update',
-    );
+    const { queue, taken, open, polling } = await pollingHeldAtTwo(store, 4, lost.signal, lost.signal);
     // Another process holds the polling lease now, and has read what this one held.
     const second = await HandledUpdates.load(store, '1');
     lost.abort();
@@ -263,19 +255,8 @@ describe('telegram long polling', () => {
       set: (key, value, setOptions) =>
         key.startsWith('held:') ? Promise.reject(new Error('disk full')) : store.set(key, value, setOptions),
     };
-    const queue = new UpdateQueue();
-    const handled = await HandledUpdates.load(failing, '1');
-    const taken: number[] = [];
-    let open!: () => void;
-    const gates = new Map([[2, new Promise<void>((resolve) => (open = resolve))]]);
     const stop = new AbortController();
-    queue.push(3);
-    const polling = pollUpdates(options(queue, handled, gatedTake(taken, gates)), stop.signal);
-    await eventually(
-      () => taken,
-      (ids) => ids.length === 1,
-      'the first update',
-    );
+    const { queue, taken, open, polling } = await pollingHeldAtTwo(failing, 3, stop.signal);
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Not held, so not confirmed while 2 and 3 are still to be taken.
     expect(queue.offsets).toEqual([0]);
