@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FakeTelegram } from '../test/fakes/telegram/server.ts';
-import { redisCli, redisMissing, startRedis, type TestRedis } from '../test/src/runtime/redis/server.ts';
+import { redisCli, redisMissing, startRedis, type TestRedis } from '../test/src/runtime/redis-server.ts';
 import type { Row } from './core.ts';
 
 const root = resolve(import.meta.dirname, '..');

@@ -141,37 +141,62 @@ export function adapterContract(
       }
     });
 
-    it.runIf(capabilities.buttons)('routes a press of its button back as a button event', async () => {
-      const harness = await make();
-      const recorder = recordingHost();
-      try {
-        await harness.adapter.start(recorder.host);
-        harness.userSays('give me a button');
-        const [incoming] = await eventually(
-          () => recorder.messages,
-          (m) => m.length > 0,
-          'a message',
-        );
-        const sent = await harness.adapter.send(incoming!.chat, {
-          text: 'press it',
-          buttons: [[{ label: 'Cancel', action: 'chorus:cancel' }]],
-        });
-        harness.press!(sent.ids[0]!, 'chorus:cancel');
-        const [press] = await eventually(
-          () => recorder.presses,
-          (p) => p.length > 0,
-          'a press',
-        );
-        expect(press).toMatchObject({
-          action: 'chorus:cancel',
-          messageId: sent.ids[0],
-          chat: { id: incoming!.chat.id },
-        });
-      } finally {
-        await harness.adapter.stop();
-        await harness.close();
-      }
-    });
+    if (capabilities.buttons) {
+      it('routes a press of its button back as a button event', async () => {
+        const harness = await make();
+        const recorder = recordingHost();
+        try {
+          await harness.adapter.start(recorder.host);
+          harness.userSays('give me a button');
+          const [incoming] = await eventually(
+            () => recorder.messages,
+            (m) => m.length > 0,
+            'a message',
+          );
+          const sent = await harness.adapter.send(incoming!.chat, {
+            text: 'press it',
+            buttons: [[{ label: 'Cancel', action: 'chorus:cancel' }]],
+          });
+          harness.press!(sent.ids[0]!, 'chorus:cancel');
+          const [press] = await eventually(
+            () => recorder.presses,
+            (p) => p.length > 0,
+            'a press',
+          );
+          expect(press).toMatchObject({
+            action: 'chorus:cancel',
+            messageId: sent.ids[0],
+            chat: { id: incoming!.chat.id },
+          });
+        } finally {
+          await harness.adapter.stop();
+          await harness.close();
+        }
+      });
+    } else {
+      it('has no buttons, and still sends a message that has some, its text intact', async () => {
+        const harness = await make();
+        const recorder = recordingHost();
+        try {
+          await harness.adapter.start(recorder.host);
+          harness.userSays('give me a button');
+          const [incoming] = await eventually(
+            () => recorder.messages,
+            (m) => m.length > 0,
+            'a message',
+          );
+          const sent = await harness.adapter.send(incoming!.chat, {
+            text: 'press it if you can',
+            buttons: [[{ label: 'Cancel', action: 'chorus:cancel' }]],
+          });
+          expect(sent.ids.length).toBe(1);
+          await eventually(harness.botTexts, (t) => t.includes('press it if you can'), 'the message');
+        } finally {
+          await harness.adapter.stop();
+          await harness.close();
+        }
+      });
+    }
 
     it('stops cleanly and takes no message after', async () => {
       const harness = await make();

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { partitionOf } from '../../src/runtime/redis/queue.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
-import { redisMissing, startRedis } from '../src/runtime/redis/server.ts';
+import { startRedis } from '../src/runtime/redis-server.ts';
 import { type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -37,9 +37,7 @@ interface Process {
   alive: boolean;
 }
 
-const describeRedis = redisMissing ? describe.skip : describe;
-
-describeRedis(`npm start ×3 on one Redis${redisMissing ? ` (skipped: ${redisMissing})` : ''}`, () => {
+describe('npm start ×3 on one Redis', () => {
   it('answers 1,000 webhook updates over 50 chats once each, in order, within the limits, through a kill -9; a cancel crosses processes', async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
