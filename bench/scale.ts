@@ -11,9 +11,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from '../test/e2e/harness.ts';
 import { FakeTelegram } from '../test/fakes/telegram/server.ts';
 import { redisCli, redisMissing, startRedis, type TestRedis } from '../test/src/runtime/redis-server.ts';
 import type { Row } from './core.ts';
@@ -22,14 +22,6 @@ const root = resolve(import.meta.dirname, '..');
 const count = 2000;
 const chats = 200;
 const secret = 'bench-webhook-secret';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((done) => probe.close(() => done()));
-  return port;
-}
 
 /** Starts one `chorus start` and resolves once its adapter is ready. */
 function startProcess(config: string, env: Record<string, string>): Promise<ChildProcess> {

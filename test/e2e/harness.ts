@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type FakeImageBackends, startFakeImageBackends } from '../fakes/images.ts';
@@ -23,6 +24,15 @@ export interface RunningChorus {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
   /** Resolves with the exit code once the process has ended. */
   readonly exited: Promise<number | null>;
+}
+
+/** A port nothing listens on now, for a bot to take (through `${PORT}` in its config). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 /** A fresh folder for one test's config and state. */

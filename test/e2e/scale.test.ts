@@ -1,32 +1,30 @@
-/**
- * Several `npm start` processes with one config and one Redis make one bot (the README's "Running
- * on several processes"): Telegram in webhook mode, each update posted to one process's port, as
- * a load balancer in front would. Every update is answered exactly once, in order within its
- * chat, within Telegram's limits, through a `kill -9` of one process; a cancel that reaches one
- * process stops a drawing that runs in another.
- */
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { partitionOf } from '../../src/runtime/redis/queue.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { startRedis } from '../src/runtime/redis-server.ts';
-import { type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
+import { freePort, type RunningChorus, startBackends, startChorus, until, workDir } from './harness.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 const secret = 'webhook-secret-scale-0123456789';
+
+/** One `npm start` on a port of its own, on the shared Redis, taking Telegram's webhook posts. */
+async function startWebhookProcess(dir: string, config: string, redisUrl: string, token: string) {
+  const port = await freePort();
+  const bot = startChorus(dir, config, {
+    env: {
+      PORT: String(port),
+      REDIS_URL: redisUrl,
+      TELEGRAM_BOT_TOKEN: token,
+      TELEGRAM_WEBHOOK_SECRET: secret,
+    },
+  });
+  return { bot, port };
+}
 
 /** One `npm start` of the bot: its port, and the node process's own id (npm is its parent). */
 interface Process {
@@ -75,15 +73,7 @@ describe('npm start ×3 on one Redis', () => {
     ].join('\n');
     const processes: Process[] = [];
     for (let i = 0; i < 3; i++) {
-      const port = await freePort();
-      const bot = startChorus(dir, config, {
-        env: {
-          PORT: String(port),
-          REDIS_URL: redis.url,
-          TELEGRAM_BOT_TOKEN: telegram.token,
-          TELEGRAM_WEBHOOK_SECRET: secret,
-        },
-      });
+      const { bot, port } = await startWebhookProcess(dir, config, redis.url, telegram.token);
       const entry: Process = { bot, port, pid: 0, consumer: '', alive: true };
       cleanups.push(async () => {
         if (entry.alive && entry.pid) process.kill(entry.pid, 'SIGKILL');
@@ -244,15 +234,7 @@ describe('npm start ×3 on one Redis', () => {
     const ports: number[] = [];
     const consumers: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const bot = startChorus(dir, config, {
-        env: {
-          PORT: String(port),
-          REDIS_URL: redis.url,
-          TELEGRAM_BOT_TOKEN: telegram.token,
-          TELEGRAM_WEBHOOK_SECRET: secret,
-        },
-      });
+      const { bot, port } = await startWebhookProcess(dir, config, redis.url, telegram.token);
       cleanups.push(() => bot.stop('SIGKILL'));
       await bot.waitFor(/adapter ready adapter=telegram/, 30_000);
       ports.push(port);

@@ -1,14 +1,10 @@
-/**
- * Chorus on Telegram as its users run it: `npm start -- --config FILE` against the fake Bot API
- * (Telegram's published rate limits enforced), with draw and ask on fake backends over HTTP.
- */
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeImageBackends } from '../fakes/images.ts';
 import { FakeTelegram } from '../fakes/telegram/server.ts';
 import { checkTelegramRequests } from '../fakes/telegram/spec.ts';
 import {
   type Backends,
+  freePort,
   llmApiKey,
   type RunningChorus,
   startBackends,
@@ -214,15 +210,6 @@ describe('npm start on Telegram', () => {
     expect((await second.stop('SIGTERM')).code).toBe(0);
   }, 60_000);
 });
-
-/** A port nothing listens on now, for the bot to take through `${PORT}`. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 describe('npm start on Telegram with webhooks', () => {
   it('two bots post to their webhooks on the one HTTP server (port from ${PORT}); shutdown leaves updates with Telegram', async () => {
