@@ -10,6 +10,7 @@
  */
 import type { Readable } from 'node:stream';
 import { type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
+import { proxyRoute } from '../../src/runtime/http.ts';
 
 /** The part of a `fetch` init that grammY passes (JSON text, or a multipart stream for uploads). */
 interface BotApiRequest {
@@ -43,8 +44,6 @@ export interface BotApiTransport {
   close(): Promise<void>;
 }
 
-const loopback = 'localhost,127.0.0.1,::1,[::1]';
-
 /** The answer's text, refused past `maxBytes` (the rest is not downloaded). */
 async function readCapped(answer: Dispatcher.ResponseData, maxBytes: number): Promise<string> {
   const tooLong = (size: string) => {
@@ -69,12 +68,8 @@ async function readCapped(answer: Dispatcher.ResponseData, maxBytes: number): Pr
 /** Creates the transport; one per adapter. */
 export function createBotApiTransport(options: BotApiTransportOptions = {}): BotApiTransport {
   const maxAnswerBytes = options.maxAnswerBytes ?? 16 * 1024 * 1024;
-  const { proxy } = options;
   const dispatcher = new EnvHttpProxyAgent({
-    ...(proxy && { httpProxy: proxy, httpsProxy: proxy }),
-    noProxy: proxy
-      ? loopback
-      : [process.env.NO_PROXY ?? process.env.no_proxy, loopback].filter(Boolean).join(','),
+    ...proxyRoute(options.proxy),
     // grammY ends a call itself (its own timeout, 500 s by default); a long poll waits 30 s.
     // Kept-alive connections to the Bot API, the long poll's included; calls beyond wait their turn.
     // More only costs memory: 64 carry about 640 calls a second at Telegram's 100 ms round trips,

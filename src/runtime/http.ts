@@ -17,6 +17,20 @@ import { assertPublicHost, httpUrl, publicOnlyConnector } from './net-guard.ts';
 
 const loopback = 'localhost,127.0.0.1,::1,[::1]';
 
+/**
+ * Where requests go, for undici's `EnvHttpProxyAgent`: through `proxy` when one is given
+ * (`http.proxy`), otherwise as `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` say; loopback never
+ * through a proxy.
+ */
+export function proxyRoute(proxy: string | undefined): {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy: string;
+} {
+  if (proxy) return { httpProxy: proxy, httpsProxy: proxy, noProxy: loopback };
+  return { noProxy: [process.env.NO_PROXY ?? process.env.no_proxy, loopback].filter(Boolean).join(',') };
+}
+
 /** Redirects followed per request. */
 export const maxRedirects = 5;
 
@@ -40,10 +54,7 @@ export class HttpClient implements Http {
     this.options = options;
     const proxy = options.proxy;
     const proxyOptions = {
-      ...(proxy ? { httpProxy: proxy, httpsProxy: proxy } : {}),
-      noProxy: proxy
-        ? loopback
-        : [process.env.NO_PROXY ?? process.env.no_proxy, loopback].filter(Boolean).join(','),
+      ...proxyRoute(proxy),
       headersTimeout: options.firstByteTimeoutMs ?? 60_000,
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
     };
