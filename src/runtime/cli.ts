@@ -14,6 +14,7 @@ import { AdapterError, ChorusError, ConfigError } from '../errors.ts';
 import { createLogger, Redactor } from '../logger.ts';
 import { Metrics } from '../metrics.ts';
 import { validateConfig } from '../plugin.ts';
+import { parseArgs, type StartArgs, UsageError, usage } from './cli-args.ts';
 import { readConfig } from './config.ts';
 import { HttpClient } from './http.ts';
 import { HttpServer } from './http-server.ts';
@@ -125,69 +126,6 @@ async function planPlugins(
 
 // One redactor for the whole run, so an error that ends it is scrubbed of the secrets the config read.
 const redactor = new Redactor();
-
-const usage = `usage: chorus [start] [--config FILE] [--check] [--watch]
-       chorus init DIR
-       chorus --help
-
-commands:
-  start           run the bot (the default)
-  init DIR        write a new bot project in DIR: package.json, chorus.yaml, an example
-                  plugin and its test, tsconfig.json
-options of start:
-  --config FILE   the config file (default: config/chorus.yaml, or $CHORUS_CONFIG;
-                  without either, a built-in offline default on the console)
-  --check         check the config (and find its adapters and plugins), then exit
-  --watch         reload a plugin when its files under plugins/ or its config section change
-  --help          this text
-`;
-
-/** A command line that cannot be run: the usage is printed and the exit status is 2. */
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-/** What `chorus start` was asked to do. */
-interface StartArgs {
-  config?: string;
-  check: boolean;
-  watch: boolean;
-}
-
-type Command =
-  | { readonly name: 'help' }
-  | { readonly name: 'init'; readonly dir: string }
-  | { readonly name: 'start'; readonly args: StartArgs };
-
-function parseArgs(argv: readonly string[]): Command {
-  const [first, ...rest] = argv;
-  if (first === 'init') {
-    if (rest.includes('--help') || rest.includes('-h')) return { name: 'help' };
-    const [dir, ...extra] = rest;
-    if (!dir || dir.startsWith('-')) throw new UsageError('init needs the folder of the new project');
-    if (extra.length > 0) throw new UsageError(`unknown argument: ${extra[0]}`);
-    return { name: 'init', dir };
-  }
-  if (first === 'help') return { name: 'help' };
-  const options = first === 'start' ? rest : argv;
-  if (first !== undefined && first !== 'start' && !first.startsWith('-')) {
-    throw new UsageError(`unknown command: ${first}`);
-  }
-  const args: StartArgs = { check: false, watch: false };
-  for (let i = 0; i < options.length; i++) {
-    const arg = options[i]!;
-    if (arg === '--help' || arg === '-h') return { name: 'help' };
-    if (arg === '--check') args.check = true;
-    else if (arg === '--watch') args.watch = true;
-    else if (arg === '--config') {
-      const file = options[++i];
-      if (!file) throw new UsageError('--config needs a file name');
-      args.config = file;
-    } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length);
-    else throw new UsageError(`unknown argument: ${arg}`);
-  }
-  return { name: 'start', args };
-}
 
 /**
  * How the new project gets Chorus: from the registry when this is the installed package; from a

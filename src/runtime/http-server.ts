@@ -1,8 +1,10 @@
 /**
- * The process's one HTTP server, on node:http. Adapters mount their webhooks on it (and later the
- * web channel and metrics): each request becomes a web-standard `Request`, its body read as the
- * handler reads it and capped, and the handler's `Response` is written back as it streams, so
- * Server-Sent Events flush chunk by chunk and stop when the client goes away.
+ * The process's one HTTP server, on node:http: listening, routing to its mounts, the answers of
+ * its own (400, 404, 405, 413, 500, 503) and a graceful close. Adapters mount their webhooks on it
+ * (and the web channel and metrics): each request becomes a web-standard `Request`, its body read
+ * as the handler reads it and capped, and the handler's `Response` is written back as it streams,
+ * so Server-Sent Events flush chunk by chunk and stop when the client goes away (the bridging is
+ * http-bridge.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +18,9 @@ import {
   type Unmount,
 } from '../http-routes.ts';
 import { createLogger, type Logger } from '../logger.ts';
+import { type CappedBody, cappedBody, requestUrl, writeResponse } from './http-bridge.ts';
+
+export { BodyTooLargeError } from './http-bridge.ts';
 
 /** Options of {@link HttpServer}. */
 export interface HttpServerOptions {
@@ -29,14 +34,6 @@ export interface HttpServerOptions {
   readonly closeTimeoutMs?: number;
   readonly log?: Logger;
   readonly clock?: Clock;
-}
-
-/** A request body went over its route's `maxBodyBytes`: the request was answered 413. */
-export class BodyTooLargeError extends ChorusError {
-  override name = 'BodyTooLargeError';
-  constructor(readonly limit: number) {
-    super('HTTP_BODY_TOO_LARGE', `request body over ${limit} bytes`);
-  }
 }
 
 /** The client closed the connection before the response was complete. */
@@ -277,159 +274,14 @@ export class HttpServer implements HttpMounts {
 
   /** The request target as a URL on the server's own origin, or undefined when it is not a path. */
   #requestUrl(target: string | undefined): URL | undefined {
-    const origin = this.#url?.origin ?? `http://${this.#host}`;
-    try {
-      if (target?.startsWith('/')) {
-        const url = new URL(target, origin);
-        // `//evil.example/x` would otherwise leave the server's origin.
-        return url.origin === new URL(origin).origin ? url : undefined;
-      }
-      // The absolute form (`GET http://host/path`), which proxies send.
-      const absolute = target ? new URL(target) : undefined;
-      return absolute && /^https?:$/.test(absolute.protocol)
-        ? new URL(`${absolute.pathname}${absolute.search}`, origin)
-        : undefined;
-    } catch {
-      return undefined;
-    }
+    return requestUrl(target, this.#url?.origin ?? `http://${this.#host}`);
   }
 
-  /** Writes a Response: status and headers, then the body as it streams, with backpressure. */
-  async #write(
-    req: IncomingMessage,
-    res: ServerResponse,
-    response: Response,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of response.headers) if (name !== 'set-cookie') headers[name] = value;
-    const cookies = response.headers.getSetCookie();
-    if (cookies.length > 0) headers['set-cookie'] = cookies;
-    // A body left unread would be drained whole before the connection could be used again: close
-    // it instead. So also while the server closes.
-    if (!req.complete || this.#closing) headers.connection = 'close';
-    res.writeHead(response.status, response.statusText || undefined, headers);
-    if (!response.body || req.method === 'HEAD') {
-      await response.body?.cancel().catch(() => {});
-      res.end();
-      return;
-    }
-    const reader = response.body.getReader();
-    const stop = () => void reader.cancel(signal.reason).catch(() => {});
-    if (signal.aborted) stop();
-    signal.addEventListener('abort', stop, { once: true });
-    try {
-      let next = reader.read();
-      // Headers go out at once when the body is not ready (a stream of events); with the first
-      // chunk when it is (one packet for a short answer).
-      const ready = await Promise.race([
-        next.then(() => true),
-        new Promise<false>((resolve) => setImmediate(resolve, false)),
-      ]);
-      if (!ready) res.flushHeaders();
-      for (;;) {
-        const { done, value } = await next;
-        if (done) break;
-        if (!res.write(value)) await drained(res);
-        if (signal.aborted) throw signal.reason;
-        next = reader.read();
-      }
-      await new Promise<void>((resolve) => res.end(resolve));
-    } finally {
-      signal.removeEventListener('abort', stop);
-      reader.releaseLock();
-    }
+  /**
+   * Writes a Response. A body left unread would be drained whole before the connection could be
+   * used again: the connection closes instead. So also while the server closes.
+   */
+  #write(req: IncomingMessage, res: ServerResponse, response: Response, signal: AbortSignal): Promise<void> {
+    return writeResponse(req, res, response, signal, !req.complete || this.#closing !== undefined);
   }
-}
-
-/** Resolves once `res` can take more, or it closed. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
-/** A request body being read, up to a limit. */
-interface CappedBody {
-  readonly stream: ReadableStream<Uint8Array>;
-  /** Settles once more than the limit arrived. */
-  readonly overLimit: Promise<void>;
-  readonly exceeded: boolean;
-}
-
-/**
- * The request body as a web stream that reads from the socket only as the handler reads, and
- * errors (and settles `overLimit`) once more than `limit` bytes arrived, without reading further.
- */
-function cappedBody(req: IncomingMessage, limit: number, signal: AbortSignal): CappedBody {
-  let received = 0;
-  let open = true;
-  let exceeded = false;
-  let signalOverLimit!: () => void;
-  const overLimit = new Promise<void>((resolve) => (signalOverLimit = resolve));
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const stopReading = () => {
-    open = false;
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('error', onError);
-    signal.removeEventListener('abort', onAbort);
-    req.pause();
-  };
-  const onData = (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > limit) {
-      exceeded = true;
-      stopReading();
-      controller.error(new BodyTooLargeError(limit));
-      signalOverLimit();
-      return;
-    }
-    controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    if ((controller.desiredSize ?? 0) <= 0) req.pause();
-  };
-  const onEnd = () => {
-    stopReading();
-    controller.close();
-  };
-  const onError = (error: Error) => {
-    stopReading();
-    controller.error(error);
-  };
-  const onAbort = () => {
-    stopReading();
-    controller.error(signal.reason);
-  };
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(c) {
-        controller = c;
-        req.on('data', onData);
-        req.on('end', onEnd);
-        req.on('error', onError);
-        signal.addEventListener('abort', onAbort, { once: true });
-        req.pause();
-      },
-      pull() {
-        if (open) req.resume();
-      },
-      cancel() {
-        if (open) stopReading();
-      },
-    },
-    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
-  );
-  return {
-    stream,
-    overLimit,
-    get exceeded() {
-      return exceeded;
-    },
-  };
 }
