@@ -12,6 +12,15 @@ afterEach(async () => {
 
 const secret = 'webhook-secret-scale-0123456789';
 
+/** A redis-server and a fake Telegram of the test's own (stopped after it), and a work folder. */
+async function startShared(options: ConstructorParameters<typeof FakeTelegram>[0] = {}) {
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const telegram = await new FakeTelegram(options).start();
+  cleanups.push(() => telegram.close());
+  return { redis, telegram, dir: workDir() };
+}
+
 /** One `npm start` on a port of its own, on the shared Redis, taking Telegram's webhook posts. */
 async function startWebhookProcess(dir: string, config: string, redisUrl: string, token: string) {
   const port = await freePort();
@@ -37,17 +46,13 @@ interface Process {
 
 describe('npm start ×3 on one Redis', () => {
   it('answers 1,000 webhook updates over 50 chats once each, in order, within the limits, through a kill -9; a cancel crosses processes', async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
     // Telegram's limits, scaled up so the test takes seconds: 100 a second overall, 10 a second per chat.
-    const telegram = await new FakeTelegram({
+    const { redis, telegram, dir } = await startShared({
       limits: { globalPerSecond: 100, perChatMs: 100, perChatBurst: 5 },
-    }).start();
-    cleanups.push(() => telegram.close());
+    });
     const backends = await startBackends();
     cleanups.push(() => backends.close());
     backends.images.set('slow', 'ok', 20_000);
-    const dir = workDir();
     const config = [
       'http:',
       '  server: { port: ${PORT} }',
@@ -207,14 +212,10 @@ describe('npm start ×3 on one Redis', () => {
   }, 180_000);
 
   it('holds a draw backend’s concurrency and each user’s turns across processes, and shows the waiting their place', async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const telegram = await new FakeTelegram().start();
-    cleanups.push(() => telegram.close());
+    const { redis, telegram, dir } = await startShared();
     const backends = await startBackends();
     cleanups.push(() => backends.close());
     backends.images.set('one', 'ok', 700);
-    const dir = workDir();
     const config = [
       'http:',
       '  server: { port: ${PORT} }',
@@ -341,11 +342,7 @@ describe('npm start ×3 on one Redis', () => {
   }, 120_000);
 
   it('polls Telegram from one process at a time; when it is killed, another takes the polling over', async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const telegram = await new FakeTelegram().start();
-    cleanups.push(() => telegram.close());
-    const dir = workDir();
+    const { redis, telegram, dir } = await startShared();
     const config = [
       `state: { path: ${dir}/state.sqlite, redis: { url: "\${REDIS_URL}" } }`,
       'adapters:',
