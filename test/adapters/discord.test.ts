@@ -307,11 +307,15 @@ describe('discord adapter with the real discord.js client', () => {
       'the note',
     );
     expect(botMessages(fake, fake.general.id).find((m) => m.content === 'two')!.attachments).toHaveLength(1);
+    // Five messages are out (three parts, the picture, the note): the channel's budget of 5 per
+    // 5 s holds the sixth until the window opens again, so this wait allows for the window.
+    expect(botMessages(fake, fake.general.id)).toHaveLength(5);
     fake.userSays(fake.general, ann, '!button');
     const withButton = await eventually(
       () => botMessages(fake, fake.general.id).find((m) => m.content === 'press'),
       Boolean,
       'the button',
+      15_000,
     );
     fake.userPresses(fake.general, ann, withButton!.id, 'misc:go');
     await eventually(
