@@ -159,7 +159,8 @@ export interface AdapterCreateOptions<Config> {
   readonly config: Config;
   /**
    * The bot's `http.proxy`, for an adapter that makes HTTP requests of its own (Telegram's Bot API
-   * calls). Unset: the adapter follows `HTTPS_PROXY` / `HTTP_PROXY` from the environment, if at all.
+   * calls, Discord's REST calls). Unset: the adapter follows `HTTPS_PROXY` / `HTTP_PROXY` from the
+   * environment, if at all.
    */
   readonly proxy?: string | undefined;
 }

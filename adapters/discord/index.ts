@@ -98,13 +98,18 @@ export type DiscordAdapterOptions = z.input<typeof discordConfig> & {
   readonly clock?: Clock;
   /** How long a shard's lease lasts unrenewed: a dead process's shards are taken over after it. Default 10 s. */
   readonly shardLeaseMs?: number;
+  /**
+   * `http://host:port` for the REST calls and attachment downloads (the bot's `http.proxy`).
+   * Unset: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`. The gateway's WebSocket connects directly.
+   */
+  readonly proxy?: string | undefined;
 };
 
 /** Creates a Discord adapter. */
 export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
   const config = discordConfig.parse(
     Object.fromEntries(
-      Object.entries(options).filter(([key]) => !['name', 'clock', 'shardLeaseMs'].includes(key)),
+      Object.entries(options).filter(([key]) => !['name', 'proxy', 'clock', 'shardLeaseMs'].includes(key)),
     ),
   );
   const name = options.name ?? 'discord';
@@ -115,8 +120,11 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
     applicationId: '',
   };
   // Every 429 Discord answers, the ones @discordjs/rest waits out and retries on its own too.
-  const request = createDiscordRequest((status) => {
-    if (status === 429) session.host?.rateLimited?.();
+  const request = createDiscordRequest({
+    proxy: options.proxy,
+    onStatus: (status) => {
+      if (status === 429) session.host?.rateLimited?.();
+    },
   });
   const restOptions = {
     ...(config.api && { api: config.api }),
@@ -208,12 +216,14 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
 
     async fetchImage(image, signal) {
       const url = image.url ?? image.id;
-      const response = await fetch(url, signal ? { signal } : {}).catch((error: unknown) => {
-        throw new AdapterError(name, 'discord unreachable (attachment download)', {
-          remote: false,
-          cause: error,
-        });
-      });
+      const response = await fetch(url, { dispatcher: request.dispatcher, ...(signal && { signal }) }).catch(
+        (error: unknown) => {
+          throw new AdapterError(name, 'discord unreachable (attachment download)', {
+            remote: false,
+            cause: error,
+          });
+        },
+      );
       if (!response.ok)
         throw new AdapterError(name, `discord refused the attachment download: HTTP ${response.status}`, {
           remote: true,
@@ -232,5 +242,5 @@ export function createDiscordAdapter(options: DiscordAdapterOptions): Adapter {
 export const adapter = defineAdapter({
   type: 'discord',
   config: discordConfig,
-  create: ({ name, config }) => createDiscordAdapter({ name, ...config }),
+  create: ({ name, config, proxy }) => createDiscordAdapter({ name, proxy, ...config }),
 });

@@ -1,17 +1,22 @@
 /**
  * How discord.js's REST client reaches Discord: through the undici that Chorus itself uses, with a
- * connection pool of the adapter's own.
+ * connection pool of the adapter's own, through the bot's proxy (`http.proxy`, else `HTTPS_PROXY`
+ * / `HTTP_PROXY`; loopback never), each answer read up to a cap while it streams.
  *
  * @discordjs/rest bundles an older undici whose `request` takes whatever dispatcher is installed
  * globally; both versions share that global slot, so once Chorus's undici has loaded, requests
  * with files (FormData bodies) fail inside the other one. Handing discord.js this function instead
  * keeps one undici on the path and leaves the global dispatcher alone.
  *
+ * The gateway's WebSocket is not on this path: discord.js opens it with the `ws` package and no
+ * way to pass a proxy, so it connects directly.
+ *
  * And what a REST call's failure becomes: a 429 (after @discordjs/rest's own retries), a refusal
  * by Discord, or a network that failed, kept apart as the core's errors.
  */
-import { Agent, fetch } from 'undici';
+import { type Dispatcher, EnvHttpProxyAgent, fetch } from 'undici';
 import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { proxyRoute } from '../../src/runtime/http.ts';
 
 /** The request options @discordjs/rest passes to `makeRequest` (a subset of fetch's). */
 interface RestRequestInit {
@@ -21,16 +26,69 @@ interface RestRequestInit {
   readonly signal?: AbortSignal | null | undefined;
 }
 
-/**
- * A `makeRequest` for discord.js's `rest` option, on its own undici Agent. `onStatus` hears the
- * status of every answer, those @discordjs/rest then retries on its own (a 429) included.
- */
-export function createDiscordRequest(onStatus?: (status: number) => void): {
-  makeRequest: (url: string, init: RestRequestInit) => ReturnType<typeof fetch>;
-  close: () => Promise<void>;
-} {
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: 15_000 } });
+/** Options of {@link createDiscordRequest}. */
+export interface DiscordRequestOptions {
+  /** `http://host:port`; unset: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment. */
+  readonly proxy?: string | undefined;
+  /** The most bytes one REST answer may have. Default 8 MiB (the largest list Discord answers is far under). */
+  readonly maxAnswerBytes?: number;
+  /** Hears the status of every answer, those @discordjs/rest then retries on its own (a 429) included. */
+  readonly onStatus?: (status: number) => void;
+}
+
+/** Statuses whose answers have no body (a `Response` with one cannot be made). */
+const bodiless = new Set([101, 204, 205, 304]);
+
+/** `response` with its body refused past `maxBytes`, counted while it streams. */
+function capped(response: Response, maxBytes: number): Response {
+  const tooLong = (size: string) =>
+    new Error(`the Discord API answer ${size}exceeds the ${maxBytes}-byte cap`);
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes) {
+    void response.body?.cancel().catch(() => {});
+    throw tooLong(`of ${declared} bytes `);
+  }
+  // A declared length is held to by the HTTP parser.
+  if (!response.body || bodiless.has(response.status) || Number.isSafeInteger(declared)) return response;
+  let size = 0;
+  const counted = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > maxBytes) controller.error(tooLong(''));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(counted, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/** A `makeRequest` for discord.js's `rest` option, and the pool it sends through. */
+export interface DiscordRequest {
+  makeRequest(url: string, init: RestRequestInit): Promise<Response>;
+  /** For requests of the adapter's own (attachment downloads): the same pool and proxy. */
+  readonly dispatcher: Dispatcher;
+  /** Closes the pool's connections. */
+  close(): Promise<void>;
+}
+
+/** Creates the REST transport; one per adapter. */
+export function createDiscordRequest(options: DiscordRequestOptions = {}): DiscordRequest {
+  const maxAnswerBytes = options.maxAnswerBytes ?? 8 * 1024 * 1024;
+  const dispatcher = new EnvHttpProxyAgent({
+    ...proxyRoute(options.proxy),
+    keepAliveTimeout: 30_000,
+    connect: { timeout: 15_000 },
+    // @discordjs/rest ends a call itself after 15 s; a download is given as long per silence.
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
   return {
+    dispatcher,
     async makeRequest(url, init) {
       const headers: Record<string, string> = {};
       for (const [key, value] of Object.entries((init.headers ?? {}) as Record<string, unknown>)) {
@@ -51,8 +109,8 @@ export function createDiscordRequest(onStatus?: (status: number) => void): {
         ...(init.signal && { signal: init.signal }),
         dispatcher,
       });
-      onStatus?.(response.status);
-      return response;
+      options.onStatus?.(response.status);
+      return capped(response as unknown as Response, maxAnswerBytes);
     },
     close: () => dispatcher.close(),
   };

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDiscordAdapter, type DiscordAdapterOptions } from '../../adapters/discord/index.ts';
 import {
@@ -7,6 +9,7 @@ import {
   sameCommands,
   toChat,
 } from '../../adapters/discord/normalize.ts';
+import { createDiscordRequest } from '../../adapters/discord/request.ts';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
@@ -16,6 +19,7 @@ import { definePlugin } from '../../src/plugin.ts';
 import { HttpClient } from '../../src/runtime/http.ts';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { checkDiscordRequests } from '../fakes/discord/spec.ts';
+import { startFakeProxy } from '../fakes/http.ts';
 import { startFakeImageBackends } from '../fakes/images.ts';
 import { startFakeLlm } from '../fakes/llm.ts';
 import { eventually } from './contract.ts';
@@ -324,6 +328,60 @@ describe('discord adapter with the real discord.js client', () => {
       'the press',
     );
     expect(pressed).toEqual([ann.id]);
+  });
+});
+
+describe('the REST transport', () => {
+  it('sends the REST calls through the bot’s proxy (`http.proxy`), answering as before', async () => {
+    const fake = await new FakeDiscord().start();
+    const proxy = await startFakeProxy({ port: Number(new URL(fake.url).port) });
+    cleanups.push(
+      () => fake.close(),
+      () => proxy.close(),
+    );
+    await start({ fake, adapter: { api: 'http://discord.test/api', proxy: proxy.url } });
+    fake.userSays(fake.general, ann, '!echo via the proxy');
+    await eventually(
+      () => botMessages(fake, fake.general.id).map((m) => m.content),
+      (texts) => texts.includes('via the proxy'),
+      'the reply',
+    );
+    // The gateway's WebSocket connects directly (the fake names itself as the gateway).
+    expect(proxy.hosts.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(proxy.hosts)).toEqual(new Set(['discord.test:80']));
+  });
+
+  it('reads each answer up to its cap, declared or streamed, and passes answers under it and bodiless ones', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/declared') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '5000' });
+        res.end('x'.repeat(5000));
+      } else if (req.url === '/streamed') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        for (let i = 0; i < 10; i++) res.write('y'.repeat(500));
+        res.end();
+      } else if (req.url === '/none') {
+        res.writeHead(204).end();
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"id":');
+        res.end('"1"}');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const request = createDiscordRequest({ maxAnswerBytes: 1024 });
+    cleanups.push(
+      () => request.close(),
+      () => new Promise<void>((resolve) => server.close(() => resolve())),
+    );
+    await expect(request.makeRequest(`${base}/declared`, {})).rejects.toThrow(
+      'the Discord API answer of 5000 bytes exceeds the 1024-byte cap',
+    );
+    const streamed = await request.makeRequest(`${base}/streamed`, {});
+    await expect(streamed.text()).rejects.toThrow('the Discord API answer exceeds the 1024-byte cap');
+    expect((await request.makeRequest(`${base}/none`, {})).status).toBe(204);
+    expect(await (await request.makeRequest(`${base}/small`, {})).json()).toEqual({ id: '1' });
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * Chorus on Discord as its users run it: `npm start -- --config FILE` against the fake REST API and
- * gateway (Retry-After 429s enforced), with draw and ask on fake backends over HTTP.
+ * gateway (Retry-After 429s enforced), with draw and ask on fake backends over HTTP, the REST calls
+ * through the proxy `http.proxy` names.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeDiscord, type FakeDiscordUser } from '../fakes/discord/server.ts';
 import { checkDiscordRequests } from '../fakes/discord/spec.ts';
+import { startFakeProxy } from '../fakes/http.ts';
 import {
   type Backends,
   llmApiKey,
@@ -24,29 +26,34 @@ afterEach(async () => {
 
 interface World extends Backends {
   readonly discord: FakeDiscord;
+  /** Forwards every tunnel to the fake Discord, whatever host it was asked for. */
+  readonly proxy: Awaited<ReturnType<typeof startFakeProxy>>;
   readonly dir: string;
 }
 
 async function world(): Promise<World> {
   const discord = await new FakeDiscord().start();
+  const proxy = await startFakeProxy({ port: Number(new URL(discord.url).port) });
   const backends = await startBackends();
   cleanups.push(
     () => discord.close(),
+    () => proxy.close(),
     () => backends.close(),
   );
-  return { ...backends, discord, dir: workDir() };
+  return { ...backends, discord, proxy, dir: workDir() };
 }
 
-/** The README's Discord section, pointed at the fakes. */
+/** The README's Discord section, pointed at the fakes: the REST API by a name only the proxy knows. */
 function run(w: World): RunningChorus {
   const config = [
     // A state store of this run's own: the fake's event ids repeat from one run to the next.
     `state: { path: ${w.dir}/state.sqlite }`,
+    `http: { proxy: ${w.proxy.url} }`,
     'adapters:',
     '  discord:',
     '    token: ${DISCORD_BOT_TOKEN}',
     '    prefix: "!"',
-    `    api: ${w.discord.url}/api`,
+    '    api: http://discord.test/api',
     ...w.plugins(w.dir, 2),
     '',
   ].join('\n');
@@ -116,6 +123,8 @@ describe('npm start on Discord', () => {
     expect(code).toBe(0);
     expect(ms).toBeLessThan(10_000);
     expect(checkDiscordRequests(w.discord.requests)).toEqual([]);
+    // Every REST call went through the proxy (the gateway and the loopback backends do not).
+    expect(new Set(w.proxy.hosts)).toEqual(new Set(['discord.test:80']));
     expect(bot.output().stderr).not.toMatch(/unreachable|action is not a function/);
     expect(bot.output().stderr).not.toContain(w.discord.token);
   }, 60_000);
