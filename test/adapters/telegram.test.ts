@@ -180,10 +180,12 @@ describe('telegram adapter with the real grammY client', () => {
     fake.userSays(group, bob, '@chorus_bot tell us', {
       entities: [{ type: 'mention', offset: 0, length: 11 }],
     });
+    // A group gets 20 messages a minute: the final edit waits about 3 s after the first message.
     await eventually(
       () => botMessages(fake, group.id)[0]?.parse_mode,
       (mode) => mode === 'HTML',
       'the final group edit',
+      10_000,
     );
     await eventually(
       () => botMessages(fake, privateChat.id)[0]?.parse_mode,
