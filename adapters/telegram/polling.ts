@@ -1,7 +1,8 @@
 /**
  * Long polling for the Telegram adapter: the next batch of updates is asked for while the last one
  * is being taken, so the bot never sits waiting on Telegram between batches (the wait is a round
- * trip, a good share of each batch's time under load).
+ * trip, a good share of each batch's time under load). The ask goes once the takes give the event
+ * loop a turn, after the replies they queued: a reply is not held up behind it.
  *
  * Asking for the next batch confirms the last one to Telegram (`getUpdates`' offset) before its
  * updates are all taken. So that a crash in between loses none of them, the batch is written to
@@ -13,6 +14,9 @@
 import type { Update } from 'grammy/types';
 import { sleep, systemClock } from '../../src/clock.ts';
 import type { HandledUpdates } from './state.ts';
+
+/** How many updates of a batch are taken before the event loop gets a turn. */
+const takesPerTurn = 16;
 
 /** What {@link pollUpdates} needs: how to ask Telegram, how to take an update, where to keep them. */
 export interface PollOptions {
@@ -80,6 +84,9 @@ export async function pollUpdates(
   /** Takes `updates` in order; those not taken when a take throws or polling is handed over stay held. */
   const takeAll = async (updates: readonly Update[]): Promise<void> => {
     for (const [index, update] of updates.entries()) {
+      // A long batch lets the event loop turn now and then: the replies queued so far are written,
+      // and the next ask goes out, while the rest is taken.
+      if (index > 0 && index % takesPerTurn === 0) await new Promise((resolve) => setImmediate(resolve));
       if (handOver?.aborted) return;
       try {
         await options.take(update);
@@ -89,6 +96,12 @@ export async function pollUpdates(
       }
     }
   };
+  /**
+   * Resolves after the writes queued now: undici writes a request on a kept-alive connection in
+   * the event loop's check phase (it first looks for bytes the server sent unasked), and this
+   * waits for the check phase after the next.
+   */
+  const aTurnLater = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
   await takeAll(handled.held());
   if (handOver?.aborted) return;
   await handled.releaseLeftOver();
@@ -106,13 +119,18 @@ export async function pollUpdates(
         handled.hold(batch);
       }
       let arrived = false;
+      let asked = false;
       let taken!: () => void;
-      next = ask(
-        offset,
-        new Promise<void>((resolve) => {
-          taken = resolve;
-        }),
-      );
+      const whenTaken = new Promise<void>((resolve) => {
+        taken = resolve;
+      });
+      const from = offset;
+      // The next ask goes once the takes pause (a batch taken, or one waiting on I/O), a turn of
+      // the event loop later: the replies they queued are written first, then the ask.
+      next = aTurnLater().then(() => {
+        asked = true;
+        return ask(from, whenTaken);
+      });
       // A reason to stop polling is thrown where the batch is awaited, not while this one is taken.
       next.then(
         () => {
@@ -125,11 +143,12 @@ export async function pollUpdates(
       if (handOver?.aborted) return;
       inHand = false;
       taken();
-      // All taken. When the next batch is not there yet (a quiet bot), the ids taken are saved now,
-      // not when it comes; under load the next ask saves them along with the next batch. The held
+      // All taken. When the next ask is out and its batch not there yet (a quiet bot), the ids
+      // taken are saved now, not when it comes; an ask still to go saves them itself, and under
+      // load the next ask saves them along with the next batch. The held
       // batch stays in the store until the next replaces it: every update of it is known as taken.
       // Writes go one after another, so the next ask's write waits for this one; taking does not.
-      if (!arrived) void handled.flush();
+      if (asked && !arrived) void handled.flush();
     }
   } finally {
     if (!handOver?.aborted) {
