@@ -113,5 +113,5 @@ describe('chorus subcommands', () => {
         /^usage: chorus \[start\] \[--config FILE\] \[--check\] \[--watch\]\n {7}chorus init DIR\n/,
       );
     }
-   }, 30_000);
+  }, 30_000);
 });
