@@ -39,23 +39,33 @@ export interface DiscordRequestOptions {
 /** Statuses whose answers have no body (a `Response` with one cannot be made). */
 const bodiless = new Set([101, 204, 205, 304]);
 
-/** `response` with its body refused past `maxBytes`, counted while it streams. */
-function capped(response: Response, maxBytes: number): Response {
-  const tooLong = (size: string) =>
-    new Error(`the Discord API answer ${size}exceeds the ${maxBytes}-byte cap`);
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) {
-    void response.body?.cancel().catch(() => {});
-    throw tooLong(`of ${declared} bytes `);
+/** An answer from Discord over the cap: it answered, with too much. */
+export class AnswerTooLarge extends Error {
+  constructor(maxBytes: number, size = '') {
+    super(`the Discord API answer ${size}exceeds the ${maxBytes}-byte cap`);
+    this.name = 'AnswerTooLarge';
   }
-  // A declared length is held to by the HTTP parser.
-  if (!response.body || bodiless.has(response.status) || Number.isSafeInteger(declared)) return response;
+}
+
+/** `response` with its body refused past `maxBytes`, counted while it streams (decoded). */
+function capped(response: Response, maxBytes: number): Response {
+  if (!response.body || bodiless.has(response.status)) return response;
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  // A declared length is held to by the HTTP parser, but counts the bytes on the wire: fetch
+  // decodes a compressed body, so only a plain one is taken at its word.
+  const encoding = response.headers.get('content-encoding');
+  const plain = !encoding || encoding === 'identity';
+  if (plain && declared > maxBytes) {
+    void response.body.cancel().catch(() => {});
+    throw new AnswerTooLarge(maxBytes, `of ${declared} bytes `);
+  }
+  if (plain && Number.isSafeInteger(declared)) return response;
   let size = 0;
   const counted = response.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         size += chunk.byteLength;
-        if (size > maxBytes) controller.error(tooLong(''));
+        if (size > maxBytes) controller.error(new AnswerTooLarge(maxBytes));
         else controller.enqueue(chunk);
       },
     }),
@@ -126,6 +136,11 @@ export async function callDiscord<T>(name: string, what: string, request: () => 
     return await request();
   } catch (error) {
     const status = (error as { status?: number }).status;
+    if (error instanceof AnswerTooLarge)
+      throw new AdapterError(name, `discord answered ${what} with too much: ${error.message}`, {
+        remote: true,
+        cause: error,
+      });
     if (status === 429) {
       const retry = Number((error as { rawError?: { retry_after?: number } }).rawError?.retry_after ?? 1);
       throw new RateLimitError(retry * 1000, `discord: rate limited (${what})`, { cause: error });

@@ -55,19 +55,22 @@ export async function pollUpdates(
 ): Promise<void> {
   const { handled } = options;
   let failures = 0;
-  /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once polling stops. */
-  const retrying = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
+  /** Aborted once this poller ends, however it ends: an ask still to go then never goes. */
+  const ended = new AbortController();
+  const asking = AbortSignal.any([signal, ended.signal, ...(handOver ? [handOver] : [])]);
+  /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once `over` aborts. */
+  const retrying = async <T>(attempt: () => Promise<T>, over: AbortSignal): Promise<T | undefined> => {
     for (;;) {
-      if (signal.aborted) return undefined;
+      if (over.aborted) return undefined;
       try {
         const result = await attempt();
         if (failures > 0) options.onRecovered?.();
         failures = 0;
         return result;
       } catch (error) {
-        if (signal.aborted) return undefined;
+        if (over.aborted) return undefined;
         const delay = options.retryDelayMs(error, failures++);
-        await sleep(systemClock, delay, signal).catch(() => {});
+        await sleep(systemClock, delay, over).catch(() => {});
       }
     }
   };
@@ -77,9 +80,9 @@ export async function pollUpdates(
    * first; when the held batch could not be saved, the ask waits until the batch is `taken`.
    */
   const ask = async (from: number, taken: Promise<void>): Promise<Update[] | undefined> => {
-    if (signal.aborted) return undefined;
+    if (asking.aborted) return undefined;
     if (!(await handled.flush())) await taken;
-    return retrying(() => options.getUpdates(from, signal));
+    return retrying(() => options.getUpdates(from, asking), asking);
   };
   /** Takes `updates` in order; those not taken when a take throws or polling is handed over stay held. */
   const takeAll = async (updates: readonly Update[]): Promise<void> => {
@@ -106,7 +109,7 @@ export async function pollUpdates(
   if (handOver?.aborted) return;
   await handled.releaseLeftOver();
   let offset = 0;
-  if (options.prepare) await retrying(() => options.prepare!(signal));
+  if (options.prepare) await retrying(() => options.prepare!(signal), signal);
   let next = ask(offset, Promise.resolve());
   let inHand = false;
   try {
@@ -151,12 +154,14 @@ export async function pollUpdates(
       if (asked && !arrived) void handled.flush();
     }
   } finally {
+    ended.abort();
     if (!handOver?.aborted) {
       // A take that threw left the rest of its batch held; otherwise nothing is.
       if (!inHand) handled.hold([]);
-      await handled.flush();
-      // Stopped, not refused: a poll after a 409 would cut the other poller's short in turn.
-      if (offset > 0 && signal.aborted) await options.confirm(offset).catch(() => {});
+      const held = await handled.flush();
+      // Stopped, not refused: a poll after a 409 would cut the other poller's short in turn. Updates
+      // still in hand are confirmed only once the store holds them.
+      if (offset > 0 && signal.aborted && (held || !inHand)) await options.confirm(offset).catch(() => {});
     }
   }
 }

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDiscordAdapter, type DiscordAdapterOptions } from '../../adapters/discord/index.ts';
 import {
@@ -9,10 +10,11 @@ import {
   sameCommands,
   toChat,
 } from '../../adapters/discord/normalize.ts';
-import { createDiscordRequest } from '../../adapters/discord/request.ts';
+import { callDiscord, createDiscordRequest } from '../../adapters/discord/request.ts';
 import { plugin as ask } from '../../plugins/ask/index.ts';
 import { plugin as draw } from '../../plugins/draw/index.ts';
 import { createBot, type PluginEntry } from '../../src/bot.ts';
+import { AdapterError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { definePlugin } from '../../src/plugin.ts';
@@ -351,7 +353,24 @@ describe('the REST transport', () => {
     expect(new Set(proxy.hosts)).toEqual(new Set(['discord.test:80']));
   });
 
-  it('reads each answer up to its cap, declared or streamed, and passes answers under it and bodiless ones', async () => {
+  it('downloads attachments through the proxy too', async () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+    const cdn = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png));
+    await new Promise<void>((resolve) => cdn.listen(0, '127.0.0.1', resolve));
+    const proxy = await startFakeProxy({ port: (cdn.address() as AddressInfo).port });
+    const adapter = createDiscordAdapter({ token: new FakeDiscord().token, proxy: proxy.url });
+    cleanups.push(
+      () => new Promise<void>((resolve) => cdn.close(() => resolve())),
+      () => proxy.close(),
+      () => adapter.stop(),
+    );
+    const bytes = await adapter.fetchImage!({ id: 'a', url: 'http://cdn.discord.test/attachments/a.png' });
+    expect(Buffer.from(bytes)).toEqual(png);
+    expect(proxy.hosts).toEqual(['cdn.discord.test:80']);
+  });
+
+  it('reads each answer up to its cap, declared, streamed or compressed, and says Discord answered too much', async () => {
+    const zipped = gzipSync(Buffer.alloc(5000, 'z'));
     const server = createServer((req, res) => {
       if (req.url === '/declared') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '5000' });
@@ -360,6 +379,14 @@ describe('the REST transport', () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         for (let i = 0; i < 10; i++) res.write('y'.repeat(500));
         res.end();
+      } else if (req.url === '/compressed') {
+        // Under the cap on the wire, over it decoded.
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'content-length': String(zipped.length),
+        });
+        res.end(zipped);
       } else if (req.url === '/none') {
         res.writeHead(204).end();
       } else {
@@ -375,13 +402,27 @@ describe('the REST transport', () => {
       () => request.close(),
       () => new Promise<void>((resolve) => server.close(() => resolve())),
     );
+    expect(zipped.length).toBeLessThan(1024);
     await expect(request.makeRequest(`${base}/declared`, {})).rejects.toThrow(
       'the Discord API answer of 5000 bytes exceeds the 1024-byte cap',
     );
     const streamed = await request.makeRequest(`${base}/streamed`, {});
     await expect(streamed.text()).rejects.toThrow('the Discord API answer exceeds the 1024-byte cap');
+    const compressed = await request.makeRequest(`${base}/compressed`, {});
+    await expect(compressed.arrayBuffer()).rejects.toThrow(
+      'the Discord API answer exceeds the 1024-byte cap',
+    );
     expect((await request.makeRequest(`${base}/none`, {})).status).toBe(204);
     expect(await (await request.makeRequest(`${base}/small`, {})).json()).toEqual({ id: '1' });
+    // Discord answered, with too much: not a network failure.
+    const failure = await callDiscord('discord', 'listCommands', () =>
+      request.makeRequest(`${base}/streamed`, {}).then((answer) => answer.json()),
+    ).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(AdapterError);
+    expect(failure).toMatchObject({ remote: true, code: 'ADAPTER_REFUSED' });
+    expect((failure as Error).message).toBe(
+      'discord answered listCommands with too much: the Discord API answer exceeds the 1024-byte cap',
+    );
   });
 });
 

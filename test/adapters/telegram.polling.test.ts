@@ -57,6 +57,20 @@ function gatedTake(taken: number[], gates: Map<number, Promise<void>>) {
   };
 }
 
+/** `store`, but every write of a held batch fails (a full disk, say). */
+function heldFails(store: MemoryStore): Store {
+  return {
+    ...store,
+    get: (key) => store.get(key),
+    delete: (key) => store.delete(key),
+    list: (prefix) => store.list(prefix),
+    lock: (key, ttl) => store.lock(key, ttl),
+    close: () => store.close(),
+    set: (key, value, setOptions) =>
+      key.startsWith('held:') ? Promise.reject(new Error('disk full')) : store.set(key, value, setOptions),
+  };
+}
+
 function options(
   queue: UpdateQueue,
   handled: HandledUpdates,
@@ -188,11 +202,72 @@ describe('telegram long polling', () => {
       'the next update',
     );
     expect(again).toEqual([4, 5, 6, 7]);
-    // The crashed poller's entry went once its updates were taken; the new one holds its own last batch.
-    expect(await heldIds()).toEqual([7]);
+    // The crashed poller's entry went once its updates were taken; the new one holds its own last
+    // batch, written by the ask that follows it.
+    await eventually(heldIds, (ids) => ids.join() === '7', 'the new batch held');
     stop.abort();
     await polling;
     crashed.abort();
+  });
+
+  it('saves the ids taken after the ask went, while a quiet bot waits for the next batch', async () => {
+    const store = new MemoryStore();
+    const stop = new AbortController();
+    const { queue, taken, open, polling } = await pollingHeldAtTwo(store, 3, stop.signal);
+    const saved = async () =>
+      (await store.list<{ ids: number[] }>('handled:1:')).flatMap((entry) => entry.value.ids).sort();
+    // The ask saved 1 with the batch; 2 and 3 are taken after it.
+    expect(await saved()).toEqual([1]);
+    open();
+    await eventually(saved, (ids) => ids.join() === '1,2,3', 'the ids taken after the ask');
+    expect(taken).toEqual([1, 2, 3]);
+    // Still the one ask after the batch: nothing came for it.
+    expect(queue.offsets).toEqual([0, 4]);
+    stop.abort();
+    await polling;
+  });
+
+  it('gives the event loop a turn within a long batch: the next ask goes out before the batch is all taken', async () => {
+    const queue = new UpdateQueue();
+    const handled = await HandledUpdates.load(new MemoryStore(), '1');
+    /** For each update taken, whether the ask for what follows the batch was out by then. */
+    const askedBy = new Map<number, boolean>();
+    const stop = new AbortController();
+    queue.push(64);
+    const polling = pollUpdates(
+      options(queue, handled, async (update) => {
+        askedBy.set(update.update_id, queue.offsets.includes(65));
+      }),
+      stop.signal,
+    );
+    await eventually(
+      () => askedBy.size,
+      (n) => n === 64,
+      'the batch taken',
+    );
+    expect(askedBy.get(1)).toBe(false);
+    expect(askedBy.get(64)).toBe(true);
+    stop.abort();
+    await polling;
+  });
+
+  it('stopped before the next ask goes: no ask, the batch saved as taken and confirmed once', async () => {
+    const store = new MemoryStore();
+    const queue = new UpdateQueue();
+    const handled = await HandledUpdates.load(store, '1');
+    const stop = new AbortController();
+    queue.push(3);
+    const poll = options(queue, handled, async (update) => {
+      // Stopped while the last update is taken, before the ask that follows the batch.
+      if (update.update_id === 3) stop.abort();
+    });
+    await pollUpdates(poll, stop.signal);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(queue.offsets).toEqual([0]);
+    expect(poll.confirmed).toEqual([4]);
+    const next = await HandledUpdates.load(store, '1');
+    expect([1, 2, 3].map((id) => next.has(id))).toEqual([true, true, true]);
+    expect(next.held()).toEqual([]);
   });
 
   it('when stopped: takes the rest of the batch in hand, saves it, confirms it, and holds nothing', async () => {
@@ -250,20 +325,29 @@ describe('telegram long polling', () => {
     await expect(polling).rejects.toBe(broken);
     const next = await HandledUpdates.load(store, '1');
     expect(next.held().map((update) => update.update_id)).toEqual([3, 4]);
+    // Ended: no ask goes after it (it would confirm the batch, and poll on beside the next poller).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(queue.offsets).toEqual([0]);
+  });
+
+  it('stopped as a take throws, with a store that cannot hold the rest: confirms nothing', async () => {
+    const queue = new UpdateQueue();
+    const handled = await HandledUpdates.load(heldFails(new MemoryStore()), '1');
+    const broken = new Error('take failed');
+    const stop = new AbortController();
+    queue.push(4);
+    const poll = options(queue, handled, async (update) => {
+      if (update.update_id !== 2) return;
+      stop.abort();
+      throw broken;
+    });
+    await expect(pollUpdates(poll, stop.signal)).rejects.toBe(broken);
+    // 3 and 4 were never taken and are nowhere but with Telegram: they stay there.
+    expect(poll.confirmed).toEqual([]);
   });
 
   it('when the batch cannot be held (the store fails), asks for the next only once it is taken', async () => {
-    const store = new MemoryStore();
-    const failing: Store = {
-      ...store,
-      get: (key) => store.get(key),
-      delete: (key) => store.delete(key),
-      list: (prefix) => store.list(prefix),
-      lock: (key, ttl) => store.lock(key, ttl),
-      close: () => store.close(),
-      set: (key, value, setOptions) =>
-        key.startsWith('held:') ? Promise.reject(new Error('disk full')) : store.set(key, value, setOptions),
-    };
+    const failing = heldFails(new MemoryStore());
     const stop = new AbortController();
     const { queue, taken, open, polling } = await pollingHeldAtTwo(failing, 3, stop.signal, undefined, {
       askedAhead: false,
