@@ -169,12 +169,12 @@ export class MockAdapter implements Adapter {
     this.#rules.push({ rule, times });
   }
 
-  /** Every sent message with its latest text, in send order; `chatId` picks one chat. */
+  /** Every sent message with its latest text, in send order: every chat's, or `chatId`'s. */
   messages(chatId?: string): MockMessage[] {
     return [...this.#state.values()].filter((m) => chatId === undefined || m.chat.id === chatId);
   }
 
-  /** The latest texts of the sent messages, in send order. */
+  /** The latest texts of the sent messages, in send order: every chat's, or `chatId`'s. */
   texts(chatId?: string): string[] {
     return this.messages(chatId).map((m) => m.text);
   }

@@ -52,6 +52,8 @@ beforeAll(() => {
     expect.arrayContaining([
       'LICENSE',
       'README.md',
+      'docs/api.md',
+      'docs/architecture.md',
       'package.json',
       'dist/src/runtime/cli.js',
       'dist/src/index.js',
