@@ -149,12 +149,8 @@ export class Intake {
       log.debug('button with no handler', { action: press.action });
       return;
     }
-    // Tracked like a job, so shutdown waits for it; a handler that throws is logged, not lost.
-    await this.#o.jobs.track(
-      Promise.resolve()
-        .then(() => handler(press))
-        .catch((error: unknown) => log.error('button handler failed', { action: press.action, error })),
-    );
+    // A job of the plugin that sent the button (actions are `<plugin>:<action>`).
+    await this.#o.jobs.runPress(press.action.slice(0, press.action.indexOf(':')), press, handler);
   }
 }
 

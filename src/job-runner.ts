@@ -14,9 +14,9 @@ import { CancelledError, cancelledBy, isCancellation } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { JobFilter, JobRecord, Jobs } from './jobs.ts';
 import type { Logger, Redactor } from './logger.ts';
-import type { IncomingMessage } from './message.ts';
+import type { ButtonPress, IncomingMessage } from './message.ts';
 import type { JobOutcome, Metrics } from './metrics.ts';
-import type { CommandHandler } from './plugin.ts';
+import type { ButtonHandler, CommandHandler } from './plugin.ts';
 import type { Scheduler } from './schedule.ts';
 import type { ScheduledRun, TaskContext, TaskHandler } from './schedule-jobs.ts';
 import { contextWith, endSpan, runIn, startSpan } from './tracing.ts';
@@ -160,6 +160,25 @@ export class JobRunner {
         standalone: true,
         scheduled: job,
       }).then((outcome) => (outcome === 'reloaded' ? 'interrupted' : outcome)),
+    );
+  }
+
+  /**
+   * Runs a button's handler as a job of `plugin` answering the press: in the press's chat, for
+   * the user who pressed, replying to the message that carried the button.
+   */
+  runPress(plugin: string, press: ButtonPress, handler: ButtonHandler): Promise<RunOutcome> {
+    const message: IncomingMessage = {
+      id: press.messageId,
+      chat: press.chat,
+      sender: press.user,
+      text: '',
+      mentionsBot: false,
+      images: [],
+      date: this.#o.clock.now(),
+    };
+    return this.track(
+      this.run(plugin, `button ${press.action}`, message, undefined, (ctx) => handler(press, ctx)),
     );
   }
 

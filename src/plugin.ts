@@ -42,8 +42,12 @@ type SchemaResult<Output> =
 /** A command handler. Runs as a job: `ctx.signal` fires on `/cancel` and on shutdown. */
 export type CommandHandler = (ctx: Context) => void | Promise<void>;
 
-/** A button press handler. */
-export type ButtonHandler = (press: ButtonPress) => void | Promise<void>;
+/**
+ * A button press handler. Runs as a job bound to the press's chat and user, as a command does:
+ * `ctx.reply` answers in that chat (a reply to the message that carried the button), `ctx.signal`
+ * fires on `/cancel` and on shutdown, and a handler that fails leaves a note in the chat.
+ */
+export type ButtonHandler = (press: ButtonPress, ctx: Context) => void | Promise<void>;
 
 /** A trigger for messages that are not commands (mentions, replies to the bot, private chats...). */
 export interface MessageMatcher {
@@ -75,7 +79,7 @@ export interface PluginContext {
   on<K extends keyof ChorusEvents>(event: K, listener: Listener<ChorusEvents[K]>): () => void;
   /** Emits a bus event. */
   emit<K extends keyof ChorusEvents>(event: K, payload: ChorusEvents[K]): Promise<void>;
-  /** Handles presses of this plugin's buttons with `action`. */
+  /** Handles presses of this plugin's buttons with `action`, each as a job (see {@link ButtonHandler}). */
   button(action: string, handler: ButtonHandler): () => void;
   /** A button that cancels the presser's jobs in that chat. */
   cancelButton(label?: string): Button;

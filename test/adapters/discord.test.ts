@@ -293,7 +293,10 @@ describe('discord adapter with the real discord.js client', () => {
         ctx.command({ name: 'button', description: 'A button' }, (c) =>
           c.reply({ text: 'press', buttons: [[{ label: 'Go', action: 'misc:go' }]] }).then(() => {}),
         );
-        ctx.button('go', (press) => void pressed.push(press.user.id));
+        ctx.button('go', async (press, c) => {
+          pressed.push(press.user.id);
+          await c.reply(`went, ${c.user.name}`);
+        });
       },
     });
     const { fake } = await start({ plugins: [{ plugin }] });
@@ -324,12 +327,15 @@ describe('discord adapter with the real discord.js client', () => {
       15_000,
     );
     fake.userPresses(fake.general, ann, withButton!.id, 'misc:go');
-    await eventually(
-      () => pressed,
-      (p) => p.length === 1,
-      'the press',
+    // The handler answers in the channel, as a reply to the message that carried the button.
+    const went = await eventually(
+      () => botMessages(fake, fake.general.id).find((m) => m.content.startsWith('went')),
+      Boolean,
+      'the answer to the press',
+      15_000,
     );
     expect(pressed).toEqual([ann.id]);
+    expect([went!.content, went!.message_reference?.message_id]).toEqual(['went, Ann', withButton!.id]);
   });
 });
 

@@ -188,33 +188,48 @@ describe('bot, router and handler context (through the test kit)', () => {
     expect(cancelled).toEqual(['on-a', 'on-b']);
   });
 
-  it('a button handler that fails is logged; shutdown waits for one still running', async () => {
+  it('runs a button handler as a job in the presser’s chat: it answers there, a failure leaves a note, shutdown cancels one still running', async () => {
     const lines: string[] = [];
-    const finished: string[] = [];
-    const slow = definePlugin({
-      name: 'slow',
+    const ended: string[] = [];
+    const votes = definePlugin({
+      name: 'votes',
       setup: (ctx) => {
+        ctx.button('up', async (press, c) => {
+          await c.reply(`${c.user.id} voted (${press.action})`);
+        });
         ctx.button('boom', () => {
           throw new Error('handler broke');
         });
-        ctx.button('wait', async () => {
-          await sleep(ctx.clock, 5000);
-          finished.push('wait');
+        ctx.button('wait', async (_press, c) => {
+          await sleep(ctx.clock, 60_000, c.signal).catch(() => {});
+          ended.push(c.signal.aborted ? 'cancelled' : 'finished');
         });
       },
     });
     const kit = await createTestBot({
-      plugins: [{ plugin: slow }],
+      plugins: [{ plugin: votes }],
       log: createLogger({ level: 'error', write: (line) => lines.push(line) }),
     });
-    await kit.run(kit.press('slow:boom', { messageId: 'm1' }));
+    await kit.run(
+      kit.press('votes:up', { messageId: 'm1', user: { id: 'u7' }, chat: { id: 'g1', kind: 'group' } }),
+    );
+    const sends = () => kit.adapter.calls.flatMap((call) => (call.kind === 'send' ? [call] : []));
+    expect(sends().map((call) => [call.chat.id, call.message.text, call.message.replyTo])).toEqual([
+      ['g1', 'u7 voted (votes:up)', 'm1'],
+    ]);
+    await kit.run(kit.press('votes:boom', { messageId: 'm2', chat: { id: 'g2', kind: 'group' } }));
+    expect(lines.some((line) => line.includes('job failed') && line.includes('handler broke'))).toBe(true);
     expect(
-      lines.some((line) => line.includes('button handler failed') && line.includes('handler broke')),
-    ).toBe(true);
-    void kit.press('slow:wait', { messageId: 'm1' });
+      sends()
+        .slice(1)
+        .map((call) => [call.chat.id, call.message.replyTo]),
+    ).toEqual([['g2', 'm2']]);
+    expect(sends()[1]!.message.text).toBe('Something went wrong: internal error');
+    void kit.press('votes:wait', { messageId: 'm3' });
     await kit.clock.tick(10);
+    expect(await kit.bot.jobs()).toHaveLength(1);
     await kit.stop();
-    expect(finished).toEqual(['wait']);
+    expect(ended).toEqual(['cancelled']);
   });
 
   it('sends a caption longer than the platform takes after the pictures, with the buttons', async () => {
