@@ -4,6 +4,8 @@
  * instead of waiting on the wall clock.
  */
 
+import { onAbort } from './abort.ts';
+
 /** The handle a clock returns for a timer. */
 export type TimerHandle = { readonly id: number } | ReturnType<typeof setTimeout>;
 
@@ -32,18 +34,19 @@ export const systemClock: Clock = {
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clock.clearTimeout(handle);
-      reject(signal?.reason);
-    };
     const handle = clock.setTimeout(
       () => {
-        signal?.removeEventListener('abort', onAbort);
+        stopWaiting?.();
         resolve();
       },
       Math.max(0, ms),
     );
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopWaiting =
+      signal &&
+      onAbort(signal, () => {
+        clock.clearTimeout(handle);
+        reject(signal.reason);
+      });
   });
 }
 

@@ -6,6 +6,7 @@
  * stop when their signal fires. Results are "settled" records tagged with the task's key, so one
  * failed task never hides the others.
  */
+import { onAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { abortReason, CancelledError, TimeoutError } from './errors.ts';
 
@@ -86,8 +87,9 @@ export function scope(options: ConcurrencyOptions) {
   const onOuterAbort = () => controller.abort(abortReason(outer!));
   let timedOut = false;
   let timer: TimerHandle | undefined;
+  let stopWaiting: (() => void) | undefined;
   if (outer?.aborted) onOuterAbort();
-  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  else if (outer) stopWaiting = onAbort(outer, onOuterAbort);
   if (options.timeoutMs !== undefined && !controller.signal.aborted) {
     const ms = options.timeoutMs;
     timer = clock.setTimeout(() => {
@@ -102,7 +104,7 @@ export function scope(options: ConcurrencyOptions) {
     },
     close(reason: Error) {
       if (timer !== undefined) clock.clearTimeout(timer);
-      outer?.removeEventListener('abort', onOuterAbort);
+      stopWaiting?.();
       if (!controller.signal.aborted) controller.abort(reason);
     },
   };
@@ -339,8 +341,9 @@ export function withTimeout<T>(
   return (outer) => {
     const controller = new AbortController();
     const onOuterAbort = () => controller.abort(abortReason(outer));
+    let stopWaiting: (() => void) | undefined;
     if (outer.aborted) onOuterAbort();
-    else outer.addEventListener('abort', onOuterAbort, { once: true });
+    else stopWaiting = onAbort(outer, onOuterAbort);
     let timer: TimerHandle | undefined;
     return new Promise<T>((resolve, reject) => {
       timer = clock.setTimeout(() => controller.abort(new TimeoutError(ms)), ms);
@@ -348,7 +351,7 @@ export function withTimeout<T>(
       start(task, controller.signal).then(resolve, reject);
     }).finally(() => {
       if (timer !== undefined) clock.clearTimeout(timer);
-      outer.removeEventListener('abort', onOuterAbort);
+      stopWaiting?.();
     });
   };
 }

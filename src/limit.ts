@@ -4,6 +4,7 @@
  * before returning, so two quick requests cannot both slip through.
  */
 import pLimit from 'p-limit';
+import { onAbort } from './abort.ts';
 import { abortReason } from './errors.ts';
 import type { Slots } from './slots.ts';
 
@@ -117,14 +118,13 @@ export function createLimiter(concurrency: number, options: LimiterOptions = {})
       announce();
 
       return new Promise<T>((resolve, reject) => {
-        const onAbort = () => {
+        const stopWatching = onAbort(signal, () => {
           if (leave(ticket)) reject(abortReason(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
+        });
         limit(async () => {
           // Left the queue on abort: let the slot go to the next caller.
           if (!waiting.includes(ticket)) return;
-          signal.removeEventListener('abort', onAbort);
+          stopWatching();
           active++;
           leave(ticket);
           try {
@@ -229,18 +229,19 @@ export function createKeyedLimiter(perKey: number): KeyedLimiter {
       return new Promise((resolve, reject) => {
         const line = waiting.get(key) ?? [];
         waiting.set(key, line);
-        const onAbort = () => {
-          const index = line.indexOf(wake);
-          if (index >= 0) line.splice(index, 1);
-          if (line.length === 0) waiting.delete(key);
-          reject(abortReason(signal!));
-        };
         const wake = () => {
-          signal?.removeEventListener('abort', onAbort);
+          stopWaiting?.();
           resolve(take(key));
         };
         line.push(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        const stopWaiting =
+          signal &&
+          onAbort(signal, () => {
+            const index = line.indexOf(wake);
+            if (index >= 0) line.splice(index, 1);
+            if (line.length === 0) waiting.delete(key);
+            reject(abortReason(signal));
+          });
       });
     },
   };

@@ -6,6 +6,7 @@
  * `createTurns`) take their slots here when given one, so a backend's `concurrency: 2` means two
  * requests in flight for the whole bot, not two per process.
  */
+import { onAbort } from './abort.ts';
 import { abortReason } from './errors.ts';
 
 /** Ends a held slot; calling it again does nothing. */
@@ -80,24 +81,25 @@ export class MemorySlots implements Slots {
     if (sem.line.length === 0 && sem.held < capacity) return Promise.resolve(this.#take(key, sem));
     if (maxWaiting !== undefined && sem.line.length >= maxWaiting) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const index = sem.line.indexOf(waiter);
-        if (index < 0) return;
-        sem.line.splice(index, 1);
-        this.#announce(sem);
-        this.#forget(key, sem);
-        reject(abortReason(signal!));
-      };
       const waiter: Waiter = {
         onQueued,
         lastAhead: -1,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          stopWaiting?.();
           resolve(this.#take(key, sem));
         },
       };
       sem.line.push(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const stopWaiting =
+        signal &&
+        onAbort(signal, () => {
+          const index = sem.line.indexOf(waiter);
+          if (index < 0) return;
+          sem.line.splice(index, 1);
+          this.#announce(sem);
+          this.#forget(key, sem);
+          reject(abortReason(signal));
+        });
       this.#announce(sem);
     });
   }

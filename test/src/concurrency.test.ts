@@ -1,9 +1,11 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { sleep } from '../../src/clock.ts';
 import { asCompleted, gather, type Settled, wait, withTimeout } from '../../src/concurrency.ts';
 import { CancelledError, TimeoutError } from '../../src/errors.ts';
+import { createLimiter } from '../../src/limit.ts';
 import { mergeStreams } from '../../src/streams.ts';
-import { FakeClock } from '../../src/testing.ts';
+import { FakeClock, flush } from '../../src/testing.ts';
 
 /** A small seeded PRNG, so property runs are reproducible. */
 function random(seed: number) {
@@ -111,6 +113,41 @@ describe('asCompleted', () => {
     // `c` took the slot `a` freed; `d` was still waiting for one when the consumer left.
     expect(aborted.sort()).toEqual(['b', 'c']);
     expect(started).toEqual(['a', 'b', 'c']);
+  });
+
+  it('keeps the listeners off a signal all its tasks share: timeouts, limiters and sleeps wait on one', async () => {
+    const clock = new FakeClock();
+    const job = new AbortController();
+    const limiter = createLimiter(5);
+    const seen = new Set<AbortSignal>();
+    // Each of 20 tasks waits as a draw backend does: a limiter's slot, a timeout, a sleep.
+    const task = (signal: AbortSignal) => {
+      seen.add(signal);
+      return limiter.run((slot) => withTimeout((s) => sleep(clock, 60_000, s), 30_000, clock)(slot), {
+        signal,
+      });
+    };
+    const iteration = (async () => {
+      try {
+        for await (const _ of asCompleted(
+          Array.from({ length: 20 }, () => task),
+          { clock, signal: job.signal },
+        ));
+      } catch (error) {
+        return error;
+      }
+    })();
+    await clock.tick(1);
+    const [shared] = [...seen];
+    expect(seen.size).toBe(1);
+    // Node warns past 10 on one signal: here the run's own and the one all the waits share.
+    expect(getEventListeners(shared!, 'abort')).toHaveLength(2);
+    expect(getEventListeners(job.signal, 'abort')).toHaveLength(1);
+    const reason = new CancelledError('stop');
+    job.abort(reason);
+    expect(await iteration).toBe(reason);
+    await flush();
+    expect(limiter.active + limiter.queued).toBe(0);
   });
 
   it('never runs more task functions at once than `concurrency`', async () => {

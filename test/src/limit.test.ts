@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { sleep } from '../../src/clock.ts';
 import { CancelledError } from '../../src/errors.ts';
@@ -42,6 +43,29 @@ describe('createLimiter', () => {
     await clock.tick(100);
     await Promise.all([first, third]);
     expect(ran).toEqual(['first', 'third']);
+  });
+
+  it('watches a signal shared by many waiting callers with one listener, and tells each when it aborts', async () => {
+    const limiter = createLimiter(2);
+    const job = new AbortController();
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const runs = Array.from({ length: 30 }, (_, i) =>
+      limiter.run(() => blocked.then(() => i), { signal: job.signal }).catch((error: unknown) => error),
+    );
+    await flush();
+    expect(limiter.active).toBe(2);
+    expect(limiter.queued).toBe(28);
+    // One listener for the 28 waiting (Node warns past 10 on one signal), none for the running.
+    expect(getEventListeners(job.signal, 'abort')).toHaveLength(1);
+    job.abort(new CancelledError('stop'));
+    release();
+    const results = await Promise.all(runs);
+    expect(results.slice(0, 2)).toEqual([0, 1]);
+    expect(results.slice(2).every((result) => result instanceof CancelledError)).toBe(true);
+    expect(limiter.queued).toBe(0);
   });
 
   it('rejects a bad concurrency with TypeError', () => {
