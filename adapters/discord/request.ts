@@ -1,7 +1,8 @@
 /**
  * How discord.js's REST client reaches Discord: through the undici that Chorus itself uses, with a
  * connection pool of the adapter's own, through the bot's proxy (`http.proxy`, else `HTTPS_PROXY`
- * / `HTTP_PROXY`; loopback never), each answer read up to a cap while it streams.
+ * / `HTTP_PROXY`; loopback never), each answer read whole up to a cap (`readBytes`), as
+ * @discordjs/rest reads it anyway.
  *
  * @discordjs/rest bundles an older undici whose `request` takes whatever dispatcher is installed
  * globally; both versions share that global slot, so once Chorus's undici has loaded, requests
@@ -15,7 +16,8 @@
  * by Discord, or a network that failed, kept apart as the core's errors.
  */
 import { type Dispatcher, EnvHttpProxyAgent, fetch } from 'undici';
-import { AdapterError, RateLimitError } from '../../src/errors.ts';
+import { AdapterError, BackendError, RateLimitError } from '../../src/errors.ts';
+import { type HttpResponse, readBytes } from '../../src/http.ts';
 import { proxyRoute } from '../../src/runtime/http.ts';
 
 /** The request options @discordjs/rest passes to `makeRequest` (a subset of fetch's). */
@@ -38,44 +40,6 @@ export interface DiscordRequestOptions {
 
 /** Statuses whose answers have no body (a `Response` with one cannot be made). */
 const bodiless = new Set([101, 204, 205, 304]);
-
-/** An answer from Discord over the cap: it answered, with too much. */
-export class AnswerTooLarge extends Error {
-  constructor(maxBytes: number, size = '') {
-    super(`the Discord API answer ${size}exceeds the ${maxBytes}-byte cap`);
-    this.name = 'AnswerTooLarge';
-  }
-}
-
-/** `response` with its body refused past `maxBytes`, counted while it streams (decoded). */
-function capped(response: Response, maxBytes: number): Response {
-  if (!response.body || bodiless.has(response.status)) return response;
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  // A declared length is held to by the HTTP parser, but counts the bytes on the wire: fetch
-  // decodes a compressed body, so only a plain one is taken at its word.
-  const encoding = response.headers.get('content-encoding');
-  const plain = !encoding || encoding === 'identity';
-  if (plain && declared > maxBytes) {
-    void response.body.cancel().catch(() => {});
-    throw new AnswerTooLarge(maxBytes, `of ${declared} bytes `);
-  }
-  if (plain && Number.isSafeInteger(declared)) return response;
-  let size = 0;
-  const counted = response.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        size += chunk.byteLength;
-        if (size > maxBytes) controller.error(new AnswerTooLarge(maxBytes));
-        else controller.enqueue(chunk);
-      },
-    }),
-  );
-  return new Response(counted, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-}
 
 /** A `makeRequest` for discord.js's `rest` option, and the pool it sends through. */
 export interface DiscordRequest {
@@ -120,7 +84,14 @@ export function createDiscordRequest(options: DiscordRequestOptions = {}): Disco
         dispatcher,
       });
       options.onStatus?.(response.status);
-      return capped(response as unknown as Response, maxAnswerBytes);
+      if (bodiless.has(response.status)) return response as unknown as Response;
+      // Counted as it streams, decoded: a compressed answer is held to the cap too.
+      const bytes = await readBytes(response as unknown as HttpResponse, 'discord', maxAnswerBytes);
+      return new Response(bytes, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers as unknown as Headers,
+      });
     },
     close: () => dispatcher.close(),
   };
@@ -136,11 +107,9 @@ export async function callDiscord<T>(name: string, what: string, request: () => 
     return await request();
   } catch (error) {
     const status = (error as { status?: number }).status;
-    if (error instanceof AnswerTooLarge)
-      throw new AdapterError(name, `discord answered ${what} with too much: ${error.message}`, {
-        remote: true,
-        cause: error,
-      });
+    // An answer over the cap: Discord answered, with too much.
+    if (error instanceof BackendError && error.kind === 'invalid')
+      throw new AdapterError(name, `${error.message} (${what})`, { remote: true, cause: error });
     if (status === 429) {
       const retry = Number((error as { rawError?: { retry_after?: number } }).rawError?.retry_after ?? 1);
       throw new RateLimitError(retry * 1000, `discord: rate limited (${what})`, { cause: error });
