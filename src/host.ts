@@ -79,7 +79,7 @@ export class PluginHost {
   readonly #commands = new Map<string, CommandEntry>();
   readonly #keywords = new Map<string, CommandEntry>();
   readonly #matchers: MatcherEntry[] = [];
-  readonly #buttons = new Map<string, ButtonHandler>();
+  readonly #buttons = new Map<string, { readonly plugin: string; readonly handler: ButtonHandler }>();
   readonly #steps: { readonly plugin: string; readonly step: RouteStep }[] = [];
   readonly #plugins: LoadedPlugin[] = [];
   #stepsVersion = 0;
@@ -196,7 +196,8 @@ export class PluginHost {
     return this.#stepsVersion;
   }
 
-  button(action: string): ButtonHandler | undefined {
+  /** The handler of a button's action (`<plugin>:<action>`), with the plugin that registered it. */
+  button(action: string): { readonly plugin: string; readonly handler: ButtonHandler } | undefined {
     return this.#buttons.get(action);
   }
 
@@ -246,7 +247,7 @@ export class PluginHost {
         const key = `${plugin.name}:${action}`;
         if (this.#buttons.has(key))
           throw new ChorusError('BUTTON_CONFLICT', `button ${key} is registered twice`);
-        this.#buttons.set(key, handler);
+        this.#buttons.set(key, { plugin: plugin.name, handler });
         return track(() => this.#buttons.delete(key));
       },
       cancelButton: this.#services.cancelButton,

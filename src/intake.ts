@@ -144,13 +144,12 @@ export class Intake {
       await this.#o.cancel(press.chat.adapter, press.chat.id, press.user.id);
       return;
     }
-    const handler = this.#o.plugins.button(press.action);
-    if (!handler) {
+    const button = this.#o.plugins.button(press.action);
+    if (!button) {
       log.debug('button with no handler', { action: press.action });
       return;
     }
-    // A job of the plugin that sent the button (actions are `<plugin>:<action>`).
-    await this.#o.jobs.runPress(press.action.slice(0, press.action.indexOf(':')), press, handler);
+    await this.#o.jobs.runPress(button.plugin, press, button.handler);
   }
 }
 

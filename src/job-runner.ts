@@ -14,7 +14,7 @@ import { CancelledError, cancelledBy, isCancellation } from './errors.ts';
 import type { Translator } from './i18n.ts';
 import type { JobFilter, JobRecord, Jobs } from './jobs.ts';
 import type { Logger, Redactor } from './logger.ts';
-import type { ButtonPress, IncomingMessage } from './message.ts';
+import type { ButtonPress, ChatAddress, IncomingMessage, UserRef } from './message.ts';
 import type { JobOutcome, Metrics } from './metrics.ts';
 import type { ButtonHandler, CommandHandler } from './plugin.ts';
 import type { Scheduler } from './schedule.ts';
@@ -146,15 +146,7 @@ export class JobRunner {
     job: ScheduledRun,
     handler: TaskHandler,
   ): Promise<'done' | 'failed' | 'cancelled' | 'interrupted'> {
-    const message: IncomingMessage = {
-      id: '',
-      chat: job.chat,
-      sender: job.user ?? { id: '', name: '' },
-      text: '',
-      mentionsBot: false,
-      images: [],
-      date: this.#o.clock.now(),
-    };
+    const message = this.#standIn('', job.chat, job.user ?? { id: '', name: '' });
     return this.track(
       this.run(job.plugin, job.task, message, undefined, (ctx) => handler(ctx as TaskContext), {
         standalone: true,
@@ -168,18 +160,15 @@ export class JobRunner {
    * the user who pressed, replying to the message that carried the button.
    */
   runPress(plugin: string, press: ButtonPress, handler: ButtonHandler): Promise<RunOutcome> {
-    const message: IncomingMessage = {
-      id: press.messageId,
-      chat: press.chat,
-      sender: press.user,
-      text: '',
-      mentionsBot: false,
-      images: [],
-      date: this.#o.clock.now(),
-    };
+    const message = this.#standIn(press.messageId, press.chat, press.user);
     return this.track(
       this.run(plugin, `button ${press.action}`, message, undefined, (ctx) => handler(press, ctx)),
     );
+  }
+
+  /** The message a job answers when no message started it: a scheduled run, a button press. */
+  #standIn(id: string, chat: ChatAddress, sender: UserRef): IncomingMessage {
+    return { id, chat, sender, text: '', mentionsBot: false, images: [], date: this.#o.clock.now() };
   }
 
   /**

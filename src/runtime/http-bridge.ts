@@ -86,7 +86,7 @@ export async function writeResponse(
 }
 
 /** Resolves once `res` can take more, or it closed. */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

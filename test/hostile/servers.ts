@@ -6,6 +6,7 @@
  * requests that reached it.
  */
 import type { ServerResponse } from 'node:http';
+import { drained } from '../../src/runtime/http-bridge.ts';
 import { type FakeServer, startFakeServer } from '../fakes/http.ts';
 import { labelledPng } from '../fakes/images.ts';
 
@@ -47,15 +48,7 @@ export async function writeEndless(
     sent += chunk.length;
     record(chunk.length);
     if (!more) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
+      await drained(res);
     }
   }
   res.end();
