@@ -55,6 +55,36 @@ function recordingHost() {
   return { host, messages, presses, ended: () => ended };
 }
 
+/**
+ * Starts the adapter made by `make` on a recording host, has the user say `text`, and runs `body`
+ * with the message that arrived; stops the adapter and the platform after, whatever happens.
+ */
+async function afterUserSays(
+  make: () => Promise<ContractHarness>,
+  text: string,
+  body: (
+    harness: ContractHarness,
+    incoming: IncomingMessage,
+    recorder: ReturnType<typeof recordingHost>,
+  ) => Promise<void>,
+): Promise<void> {
+  const harness = await make();
+  const recorder = recordingHost();
+  try {
+    await harness.adapter.start(recorder.host);
+    harness.userSays(text);
+    const [incoming] = await eventually(
+      () => recorder.messages,
+      (m) => m.length > 0,
+      'a message',
+    );
+    await body(harness, incoming!, recorder);
+  } finally {
+    await harness.adapter.stop();
+    await harness.close();
+  }
+}
+
 /** Runs the contract against the adapter `make()` builds. */
 export function adapterContract(
   name: string,
@@ -88,75 +118,40 @@ export function adapterContract(
       }
     });
 
-    it('sends, edits, and takes an edit to the same text in its stride', async () => {
-      const harness = await make();
-      const recorder = recordingHost();
-      try {
-        await harness.adapter.start(recorder.host);
-        harness.userSays('hi');
-        const [incoming] = await eventually(
-          () => recorder.messages,
-          (m) => m.length > 0,
-          'a message',
-        );
-        const sent = await harness.adapter.send(incoming!.chat, {
+    it('sends, edits, and takes an edit to the same text in its stride', () =>
+      afterUserSays(make, 'hi', async (harness, incoming) => {
+        const sent = await harness.adapter.send(incoming.chat, {
           text: 'first version',
-          replyTo: incoming!.id,
+          replyTo: incoming.id,
         });
         expect(sent.ids.length).toBe(1);
-        await harness.adapter.edit(incoming!.chat, sent.ids[0]!, { text: 'second version' }, { final: true });
-        await harness.adapter.edit(incoming!.chat, sent.ids[0]!, { text: 'second version' }, { final: true });
+        await harness.adapter.edit(incoming.chat, sent.ids[0]!, { text: 'second version' }, { final: true });
+        await harness.adapter.edit(incoming.chat, sent.ids[0]!, { text: 'second version' }, { final: true });
         await eventually(harness.botTexts, (t) => t.includes('second version'), 'the edit');
         const long = 'x'.repeat(harness.adapter.limits.maxTextLength);
-        await harness.adapter.send(incoming!.chat, { text: long });
+        await harness.adapter.send(incoming.chat, { text: long });
         await eventually(harness.botTexts, (t) => t.includes(long), 'a message of the maximum length');
-      } finally {
-        await harness.adapter.stop();
-        await harness.close();
-      }
-    });
+      }));
 
-    it('sends images, alone and as an album, with a caption', async () => {
-      const harness = await make();
-      const recorder = recordingHost();
-      try {
-        await harness.adapter.start(recorder.host);
-        harness.userSays('pictures please');
-        const [incoming] = await eventually(
-          () => recorder.messages,
-          (m) => m.length > 0,
-          'a message',
-        );
-        const one = await harness.adapter.send(incoming!.chat, { images: [{ data: png }], text: 'one' });
-        const three = await harness.adapter.send(incoming!.chat, {
+    it('sends images, alone and as an album, with a caption', () =>
+      afterUserSays(make, 'pictures please', async (harness, incoming) => {
+        const one = await harness.adapter.send(incoming.chat, { images: [{ data: png }], text: 'one' });
+        const three = await harness.adapter.send(incoming.chat, {
           images: [{ data: png }, { data: png }, { data: png }],
           text: 'three',
         });
         expect(one.ids.length).toBeGreaterThanOrEqual(1);
         expect(three.ids.length).toBeGreaterThanOrEqual(1);
         expect(await harness.botImages()).toBe(4);
-      } finally {
-        await harness.adapter.stop();
-        await harness.close();
-      }
-    });
+      }));
 
     it(
       capabilities.buttons
         ? 'routes a press of its button back as a button event'
         : 'has no buttons, and still sends a message that has some, its text intact',
-      async () => {
-        const harness = await make();
-        const recorder = recordingHost();
-        try {
-          await harness.adapter.start(recorder.host);
-          harness.userSays('give me a button');
-          const [incoming] = await eventually(
-            () => recorder.messages,
-            (m) => m.length > 0,
-            'a message',
-          );
-          const sent = await harness.adapter.send(incoming!.chat, {
+      () =>
+        afterUserSays(make, 'give me a button', async (harness, incoming, recorder) => {
+          const sent = await harness.adapter.send(incoming.chat, {
             text: 'press it',
             buttons: [[{ label: 'Cancel', action: 'chorus:cancel' }]],
           });
@@ -174,13 +169,9 @@ export function adapterContract(
           expect(press).toMatchObject({
             action: 'chorus:cancel',
             messageId: sent.ids[0],
-            chat: { id: incoming!.chat.id },
+            chat: { id: incoming.chat.id },
           });
-        } finally {
-          await harness.adapter.stop();
-          await harness.close();
-        }
-      },
+        }),
     );
 
     it('stops cleanly and takes no message after', async () => {
