@@ -18,6 +18,13 @@ import type { HandledUpdates } from './state.ts';
 /** How many updates of a batch are taken before the event loop gets a turn. */
 const takesPerTurn = 16;
 
+/**
+ * Resolves after the writes queued now: undici writes a request on a kept-alive connection in the
+ * event loop's check phase (it first looks for bytes the server sent unasked), and this waits for
+ * the check phase after the next.
+ */
+const aTurnLater = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+
 /** What {@link pollUpdates} needs: how to ask Telegram, how to take an update, where to keep them. */
 export interface PollOptions {
   /** Run first, retried like an ask (the adapter removes a webhook: Telegram refuses polls beside one). */
@@ -58,19 +65,19 @@ export async function pollUpdates(
   /** Aborted once this poller ends, however it ends: an ask still to go then never goes. */
   const ended = new AbortController();
   const asking = AbortSignal.any([signal, ended.signal, ...(handOver ? [handOver] : [])]);
-  /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once `over` aborts. */
-  const retrying = async <T>(attempt: () => Promise<T>, over: AbortSignal): Promise<T | undefined> => {
+  /** `attempt`'s result, retried as `retryDelayMs` says; `undefined` once polling stops. */
+  const retrying = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
     for (;;) {
-      if (over.aborted) return undefined;
+      if (asking.aborted) return undefined;
       try {
         const result = await attempt();
         if (failures > 0) options.onRecovered?.();
         failures = 0;
         return result;
       } catch (error) {
-        if (over.aborted) return undefined;
+        if (asking.aborted) return undefined;
         const delay = options.retryDelayMs(error, failures++);
-        await sleep(systemClock, delay, over).catch(() => {});
+        await sleep(systemClock, delay, asking).catch(() => {});
       }
     }
   };
@@ -82,7 +89,7 @@ export async function pollUpdates(
   const ask = async (from: number, taken: Promise<void>): Promise<Update[] | undefined> => {
     if (asking.aborted) return undefined;
     if (!(await handled.flush())) await taken;
-    return retrying(() => options.getUpdates(from, asking), asking);
+    return retrying(() => options.getUpdates(from, asking));
   };
   /** Takes `updates` in order; those not taken when a take throws or polling is handed over stay held. */
   const takeAll = async (updates: readonly Update[]): Promise<void> => {
@@ -99,17 +106,11 @@ export async function pollUpdates(
       }
     }
   };
-  /**
-   * Resolves after the writes queued now: undici writes a request on a kept-alive connection in
-   * the event loop's check phase (it first looks for bytes the server sent unasked), and this
-   * waits for the check phase after the next.
-   */
-  const aTurnLater = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
   await takeAll(handled.held());
   if (handOver?.aborted) return;
   await handled.releaseLeftOver();
   let offset = 0;
-  if (options.prepare) await retrying(() => options.prepare!(signal), signal);
+  if (options.prepare) await retrying(() => options.prepare!(asking));
   let next = ask(offset, Promise.resolve());
   let inHand = false;
   try {
@@ -148,9 +149,9 @@ export async function pollUpdates(
       taken();
       // All taken. When the next ask is out and its batch not there yet (a quiet bot), the ids
       // taken are saved now, not when it comes; an ask still to go saves them itself, and under
-      // load the next ask saves them along with the next batch. The held
-      // batch stays in the store until the next replaces it: every update of it is known as taken.
-      // Writes go one after another, so the next ask's write waits for this one; taking does not.
+      // load the next ask saves them along with the next batch. The held batch stays in the store
+      // until the next replaces it: every update of it is known as taken. Writes go one after
+      // another, so the next ask's write waits for this one; taking does not.
       if (asked && !arrived) void handled.flush();
     }
   } finally {
